@@ -1,0 +1,1 @@
+"""The JSON APIs: merchant (admin), customer portal and agent."""

@@ -1,0 +1,22 @@
+"""Which blueprints the plugin mounts, and where under ``SELF_BILLING_URL_PREFIX``."""
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+#: (module holding ``bp``, path under the prefix)
+BLUEPRINTS: tuple[tuple[str, str], ...] = (
+    ("plugin.health", ""),
+    ("plugin.api.admin", "/api/admin"),
+    ("plugin.api.portal", "/api/portal"),
+    ("plugin.api.agent", "/api/agent"),
+    ("plugin.payments.sandbox_views", "/sandbox"),
+    ("plugin.portal.views", "/portal"),
+)
+
+
+def register_blueprints(app: Flask, prefix: str) -> None:
+    for module_name, path in BLUEPRINTS:
+        module = importlib.import_module(module_name)
+        app.register_blueprint(module.bp, url_prefix=prefix + path)

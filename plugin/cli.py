@@ -1,0 +1,58 @@
+"""The ``self-billing`` command group: ``flask --app <host> self-billing ...``."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+from flask.cli import AppGroup
+
+cli_group = AppGroup("self-billing", help="Self-Billing: schema, demo data, worker and scheduler.")
+
+
+@cli_group.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the schema (safe to run twice)."""
+    from .schema import init_db
+
+    message = init_db()
+    click.echo(message)
+
+
+@cli_group.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load a small realistic data set and print order IDs and emails to log in with."""
+    from .demo.seed import seed_demo
+
+    for line in seed_demo():
+        click.echo(line)
+
+
+@cli_group.command("worker")
+@click.option("--once", is_flag=True, help="Drain what is due now, then exit.")
+def worker_command(once: bool) -> None:
+    """Send queued email and run queued jobs."""
+    from .notifications.worker import run_worker
+
+    run_worker(once=once)
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("use ISO 8601 with an offset, e.g. 2026-12-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("the time needs an offset, e.g. 2026-12-01T00:00:00Z")
+    return parsed.astimezone(timezone.utc)
+
+
+@cli_group.command("tick")
+@click.option("--now", "now_text", default=None, help="ISO 8601 time to act as if it were now.")
+def tick_command(now_text: str | None) -> None:
+    """Apply what is due at that time: delayed cancellations, sandbox renewals."""
+    from .workflows.tick import run_tick
+
+    for line in run_tick(_parse_now(now_text)):
+        click.echo(line)

@@ -1,0 +1,117 @@
+"""The Flask extension object, :class:`SelfBilling`.
+
+It follows the Pallets extensions' habits: ``init_app`` keeps nothing of the app
+on ``self``, stores per-app state in ``app.extensions["self_billing"]``, applies
+config defaults with ``setdefault``, and does nothing at import time.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Flask
+from sqlalchemy import event
+
+from .config import DEFAULTS
+from .payments.interface import PaymentGateway
+
+#: Returns the signed-in agent's email, or None. Supplied by the host helpdesk.
+AgentLoader = Callable[[], "str | None"]
+
+
+@dataclass
+class SelfBillingState:
+    """What the extension keeps per app, in ``app.extensions["self_billing"]``."""
+
+    gateway: PaymentGateway
+    url_prefix: str
+    agent_loader: AgentLoader | None = None
+    base_template: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_gateway(spec: str | PaymentGateway) -> PaymentGateway:
+    if not isinstance(spec, str):
+        return spec
+    if spec == "sandbox":
+        from .payments.sandbox import SandboxGateway
+
+        return SandboxGateway()
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise RuntimeError(
+            f"SELF_BILLING_GATEWAY={spec!r} is not understood: use 'sandbox' or 'package.module:factory'."
+        )
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory()
+
+
+def _tune_sqlite(engine: Any) -> None:
+    """WAL, a busy timeout and foreign keys on SQLite, so concurrent writers wait instead of failing."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+
+class SelfBilling:
+    """The Self-Billing extension.
+
+    ``SelfBilling(app)`` or ``SelfBilling()`` then ``init_app(app, ...)``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        if app is not None:
+            self.init_app(app, **options)
+
+    def init_app(
+        self,
+        app: Flask,
+        agent_loader: AgentLoader | None = None,
+        base_template: str | None = None,
+    ) -> None:
+        """Mount the plugin on ``app``.
+
+        :param agent_loader: returns the signed-in agent's email (or None); agent
+            routes answer 401 without one.
+        :param base_template: the host's layout template the My Orders tab extends.
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        prefix = app.config["SELF_BILLING_URL_PREFIX"].rstrip("/")
+
+        if "sqlalchemy" not in app.extensions:
+            from flask_sqlalchemy import SQLAlchemy
+
+            if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+                raise RuntimeError(
+                    "Self-Billing needs a database: set SQLALCHEMY_DATABASE_URI "
+                    "(e.g. sqlite:///billing.db or postgresql+psycopg://user@host/db)."
+                )
+            SQLAlchemy(app)
+        with app.app_context():
+            _tune_sqlite(app.extensions["sqlalchemy"].engine)
+
+        state = SelfBillingState(
+            gateway=_load_gateway(app.config["SELF_BILLING_GATEWAY"]),
+            url_prefix=prefix,
+            agent_loader=agent_loader,
+            base_template=base_template,
+        )
+        app.extensions["self_billing"] = state
+
+        from . import models  # noqa: F401  (complete metadata)
+        from .blueprints import register_blueprints
+        from .cli import cli_group
+
+        register_blueprints(app, prefix)
+        app.cli.add_command(cli_group)

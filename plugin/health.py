@@ -1,0 +1,44 @@
+"""``GET {prefix}/healthz``: is the database reachable, can PDFs be made, how long is the mail queue."""
+from __future__ import annotations
+
+import shutil
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from .db import db
+
+bp = Blueprint("self_billing_health", __name__)
+
+
+def pdf_available() -> bool:
+    """True when the wkhtmltopdf binary can be found."""
+    configured = current_app.config.get("SELF_BILLING_WKHTMLTOPDF")
+    return bool(shutil.which(configured or "wkhtmltopdf"))
+
+
+def mail_queue_length() -> int:
+    try:
+        from .notifications.outbox import queued_count
+    except ImportError:
+        return 0
+    return queued_count()
+
+
+@bp.get("/healthz")
+def healthz():
+    status = 200
+    try:
+        db.session.execute(text("SELECT 1"))
+        db_state = "ok"
+        queued = mail_queue_length()
+    except Exception:  # noqa: BLE001 - any database failure is "down"
+        db.session.rollback()
+        db_state, queued, status = "unavailable", 0, 503
+    body = {
+        "status": "ok" if status == 200 else "degraded",
+        "db": db_state,
+        "pdf": "ok" if pdf_available() else "unavailable",
+        "mail_queue": queued,
+    }
+    return jsonify(body), status

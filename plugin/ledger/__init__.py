@@ -1,0 +1,1 @@
+"""The billing ledger: leads, price points, purchases, payments, refunds, cards, settings."""

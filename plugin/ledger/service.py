@@ -1,0 +1,274 @@
+"""The merchant's operations on the ledger, as a Python API.
+
+Hosts that sync orders in-process call these directly; the merchant HTTP API
+(``plugin.api.admin``) validates with the same schemas and calls these too.
+Each function commits its own transaction and is idempotent: the same input
+twice leaves the same rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..db import db
+from ..errors import Conflict, InvalidInput, NotFound
+from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
+from .periods import add_interval
+from .schemas import CardMethodIn, OrderIn, PaymentIn, PricePointIn, SettingsIn, money_cents
+
+SETTINGS_ID = 1
+
+
+# -- settings --------------------------------------------------------------------------
+
+
+def get_settings() -> Settings:
+    """The merchant's settings row, created with defaults on first use."""
+    settings = db.session.get(Settings, SETTINGS_ID)
+    if settings is None:
+        settings = Settings(id=SETTINGS_ID, enabled=False, portal="both",
+                            cancellation_mode="request", refund_mode="request", department="Billing")
+        db.session.add(settings)
+        try:
+            db.session.commit()
+        except IntegrityError:  # created concurrently
+            db.session.rollback()
+            settings = db.session.get(Settings, SETTINGS_ID)
+    return settings
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    return {
+        "enabled": settings.enabled,
+        "portal": settings.portal,
+        "cancellation": {"mode": settings.cancellation_mode},
+        "refunds": {"mode": settings.refund_mode},
+        "department": settings.department,
+    }
+
+
+def update_settings(data: SettingsIn) -> Settings:
+    """Apply any subset of the settings."""
+    settings = get_settings()
+    if data.enabled is not None:
+        settings.enabled = data.enabled
+    if data.portal is not None:
+        settings.portal = data.portal
+    if data.cancellation is not None:
+        settings.cancellation_mode = data.cancellation.mode
+    if data.refunds is not None:
+        settings.refund_mode = data.refunds.mode
+    if data.department is not None:
+        settings.department = data.department
+    db.session.commit()
+    return settings
+
+
+# -- price points ----------------------------------------------------------------------
+
+
+def upsert_price_point(code: str, data: PricePointIn) -> tuple[PricePoint, bool]:
+    """Create or replace the price point ``code``. Returns it and whether it was created."""
+    price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
+    created = price is None
+    if created:
+        price = PricePoint(code=code)
+        db.session.add(price)
+    price.product = data.product
+    price.amount_cents = money_cents(data.amount)
+    price.currency = data.currency
+    price.interval = data.interval
+    price.interval_count = data.interval_count if data.interval else 1
+    price.cancellation = data.cancellation
+    price.refund_window_days = data.refund_window_days
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same code created concurrently: apply ours on top, once
+        db.session.rollback()
+        return upsert_price_point(code, data)  # the row exists now, so this updates
+    return price, created
+
+
+# -- leads and orders ------------------------------------------------------------------
+
+
+def find_or_create_lead(email: str, first_name: str = "", last_name: str = "") -> Lead:
+    """The lead with this email (case-insensitive, trimmed), created if new; names updated when given."""
+    normalized = Lead.normalize_email(email)
+    lead = db.session.execute(select(Lead).where(Lead.email_normalized == normalized)).scalar_one_or_none()
+    if lead is None:
+        lead = Lead(email=email.strip(), email_normalized=normalized, first_name=first_name, last_name=last_name)
+        db.session.add(lead)
+    if first_name:
+        lead.first_name = first_name
+    if last_name:
+        lead.last_name = last_name
+    return lead
+
+
+def _apply_card(purchase: Purchase, card: CardMethodIn) -> None:
+    methods = db.session.execute(
+        select(PaymentMethod).where(PaymentMethod.purchase_id == purchase.id)
+    ).scalars().all()
+    match = next(
+        (m for m in methods if (m.brand, m.last4, m.exp_month, m.exp_year)
+         == (card.brand.lower(), card.last4, card.exp_month, card.exp_year)),
+        None,
+    )
+    if match is None:
+        match = PaymentMethod(
+            purchase_id=purchase.id,
+            type="card",
+            processor_token=f"pm_import_{purchase.order_id}_{card.last4}_{card.exp_month}{card.exp_year}",
+            brand=card.brand.lower(),
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+        db.session.add(match)
+    for method in methods:
+        method.is_default = method is match
+    match.is_default = True
+
+
+def get_price_point(code: str) -> PricePoint:
+    price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
+    if price is None:
+        raise InvalidInput(
+            f"There is no price point {code!r}; create it first with PUT /api/admin/price-points/{code}.",
+            code="unknown_price_point",
+            fields={"price_point": "unknown price point"},
+        )
+    return price
+
+
+def upsert_order(order_id: str, data: OrderIn, _attempt: int = 0) -> tuple[Purchase, bool]:
+    """Create or replace the purchase ``order_id``; the lead is found or created by email.
+
+    Replacing keeps what the purchase has lived through (payments, status,
+    cancellation) and replaces who bought it, the price point, the bill-to
+    address and the payment method.
+    """
+    price = get_price_point(data.price_point)
+    kind = "subscription" if price.is_recurring else "one_time"
+    lead = find_or_create_lead(str(data.email), data.first_name, data.last_name)
+    purchase = db.session.execute(select(Purchase).where(Purchase.order_id == order_id)).scalar_one_or_none()
+    created = purchase is None
+    if created:
+        purchase = Purchase(
+            order_id=order_id,
+            kind=kind,
+            status="active" if kind == "subscription" else "paid",
+            lock_version=0,
+        )
+        db.session.add(purchase)
+    else:
+        if purchase.kind != kind:
+            has_payments = db.session.execute(
+                select(Payment.id).where(Payment.purchase_id == purchase.id).limit(1)
+            ).first()
+            if has_payments:
+                raise Conflict(
+                    "This order already has payments; it cannot change between one-time and subscription.",
+                    code="kind_change",
+                )
+            purchase.kind = kind
+            purchase.status = "active" if kind == "subscription" else "paid"
+    purchase.lead = lead
+    purchase.price_point = price
+    purchase.product = price.product
+    purchase.amount_cents = price.amount_cents
+    purchase.currency = price.currency
+    purchase.purchased_at = data.purchased_at
+    purchase.billing_address = data.billing_address.model_dump()
+    if data.payment_method.type == "paypal":
+        purchase.payment_type = "paypal"
+        purchase.paypal_payer_email = str(data.payment_method.payer_email)
+    else:
+        purchase.payment_type = "card"
+        purchase.paypal_payer_email = None
+    try:
+        db.session.flush()
+        if data.payment_method.type == "card":
+            _apply_card(purchase, data.payment_method)
+        _refresh_next_payment(purchase)
+        db.session.commit()
+    except IntegrityError:  # the lead or order was created concurrently: go again, once
+        db.session.rollback()
+        if _attempt:
+            raise
+        return upsert_order(order_id, data, _attempt + 1)
+    return purchase, created
+
+
+def _refresh_next_payment(purchase: Purchase) -> None:
+    """A subscription's next payment follows from its last payment (or its start) and interval."""
+    if purchase.kind != "subscription":
+        purchase.next_payment_at = None
+        return
+    if purchase.status == "cancelled":
+        purchase.next_payment_at = None
+        return
+    price = purchase.price_point
+    last_paid = db.session.execute(
+        select(Payment.paid_at).where(Payment.purchase_id == purchase.id).order_by(Payment.paid_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    anchor = last_paid or purchase.purchased_at
+    purchase.next_payment_at = add_interval(anchor, price.interval, price.interval_count)
+
+
+def get_purchase(order_id: str) -> Purchase:
+    purchase = db.session.execute(select(Purchase).where(Purchase.order_id == order_id)).scalar_one_or_none()
+    if purchase is None:
+        raise NotFound(f"There is no order {order_id!r}.", code="order_not_found")
+    return purchase
+
+
+def record_payment(order_id: str, data: PaymentIn, _attempt: int = 0) -> tuple[Payment, bool]:
+    """Record a completed payment of ``order_id``. The same payment_id twice is one payment."""
+    purchase = get_purchase(order_id)
+    existing = db.session.execute(
+        select(Payment).where(Payment.payment_id == data.payment_id)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if existing.purchase_id != purchase.id:
+            raise Conflict(
+                f"Payment {data.payment_id!r} is already recorded on another order.", code="payment_id_taken"
+            )
+        return existing, False
+    if purchase.status == "cancelled" and purchase.cancelled_at and data.paid_at > purchase.cancelled_at:
+        raise Conflict("This subscription is cancelled; no payment is taken after its cancellation.",
+                       code="purchase_cancelled")
+    if purchase.status == "cancel_scheduled" and purchase.cancels_at and data.paid_at >= purchase.cancels_at:
+        raise Conflict("This subscription ends before that date; no payment is taken after it.",
+                       code="purchase_cancelled")
+    price = purchase.price_point
+    amount = money_cents(data.amount) if data.amount is not None else purchase.amount_cents
+    if amount <= 0:
+        raise InvalidInput("A payment must be more than zero.", fields={"amount": "must be more than 0"})
+    payment = Payment(
+        payment_id=data.payment_id,
+        purchase_id=purchase.id,
+        amount_cents=amount,
+        currency=purchase.currency,
+        paid_at=data.paid_at,
+        status="paid",
+        refunded_cents=0,
+        bill_to=dict(purchase.billing_address or {}),
+    )
+    if purchase.kind == "subscription":
+        payment.period_start = data.paid_at
+        payment.period_end = add_interval(data.paid_at, price.interval, price.interval_count)
+    db.session.add(payment)
+    try:
+        db.session.flush()
+        _refresh_next_payment(purchase)
+        db.session.commit()
+    except IntegrityError:  # the same payment_id recorded concurrently: answer with it
+        db.session.rollback()
+        if _attempt:
+            raise
+        return record_payment(order_id, data, _attempt + 1)
+    return payment, True

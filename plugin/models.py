@@ -1,0 +1,28 @@
+"""Every Self-Billing model, imported in one place so the metadata is complete.
+
+Alembic, ``init-db`` and the tests read ``Base.metadata`` after importing this module.
+"""
+from .db import Base
+from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
+from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
+from .tickets.models import Department, Ticket, TicketMessage
+from .workflows.models import BillingRequest, RequestEvent
+
+__all__ = [
+    "Base",
+    "BillingRequest",
+    "Department",
+    "Lead",
+    "Payment",
+    "PaymentMethod",
+    "PricePoint",
+    "Purchase",
+    "Refund",
+    "RequestEvent",
+    "SandboxFault",
+    "SandboxOperation",
+    "SandboxToken",
+    "Settings",
+    "Ticket",
+    "TicketMessage",
+]

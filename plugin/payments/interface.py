@@ -1,0 +1,98 @@
+"""The interface every payment processor adapter implements, with typed results and errors.
+
+An adapter turns processor answers into these values and errors; callers never
+see a processor's raw exceptions. Every money-moving call takes an idempotency
+key: the same key twice gives the same result and moves money once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..ledger.models import Payment, PaymentMethod, Purchase
+
+
+class GatewayError(Exception):
+    """A processor call that did not succeed. ``code`` is the contract's snake_case code."""
+
+    code = "processor_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class CardDeclined(GatewayError):
+    """The processor refused the card."""
+
+    code = "card_declined"
+
+
+class ProcessorOutage(GatewayError):
+    """The processor could not be reached or failed; the call may be retried with the same key."""
+
+    code = "processor_unavailable"
+
+
+class PayPalManaged(GatewayError):
+    """PayPal purchases keep their payment method in PayPal, not here."""
+
+    code = "paypal_managed"
+    manage_url = "https://www.paypal.com/myaccount/autopay/"
+
+
+class InvalidToken(GatewayError):
+    """The card token is unknown to the processor or already used."""
+
+    code = "invalid_token"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    reference: str
+    amount_cents: int
+    currency: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    reference: str
+    at_period_end: bool
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """What the processor tells about an attached card: never the number."""
+
+    processor_token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class PaymentGateway(Protocol):
+    """A payment processor adapter."""
+
+    name: str
+
+    def refund(self, payment: Payment, amount_cents: int, idempotency_key: str) -> RefundResult:
+        """Return ``amount_cents`` of ``payment`` to the customer. Raises GatewayError."""
+
+    def cancel_subscription(
+        self, purchase: Purchase, at_period_end: bool, idempotency_key: str
+    ) -> CancelResult:
+        """Stop a subscription's future charges now or at the end of the paid period."""
+
+    def attach_payment_method(self, purchase: Purchase, token: str) -> CardDetails:
+        """Attach a card, given the processor's token. Raises CardDeclined, InvalidToken."""
+
+    def detach_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+        """Remove a card from the processor's customer."""
+
+    def set_default_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+        """Make a card the one future payments are charged to."""

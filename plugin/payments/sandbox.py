@@ -1,0 +1,215 @@
+"""The sandbox payment processor: the default gateway, a product feature for trying things out.
+
+It behaves like a real processor behind the same interface: it keeps its own
+records (``sb_sandbox_*`` tables, written on their own connection and committed
+at once, as a remote system's would be), honours idempotency keys (the same key
+gives the same result; money moves once), issues card tokens from test numbers,
+and fails on demand (``PUT {prefix}/api/admin/sandbox/faults``).
+
+Test cards: ``4242424242424242`` attaches; ``4000000000000002`` is declined when attached.
+"""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..db import db, utcnow
+from ..ledger.models import Payment, PaymentMethod, Purchase
+from .interface import (
+    CancelResult,
+    CardDeclined,
+    CardDetails,
+    GatewayError,
+    InvalidToken,
+    PayPalManaged,
+    ProcessorOutage,
+    RefundResult,
+)
+from .sandbox_models import SandboxFault, SandboxOperation, SandboxToken
+
+DECLINED_TEST_NUMBER = "4000000000000002"
+FAULT_KINDS = ("refund", "cancel", "attach_card")
+
+_BRANDS = (
+    (("4",), "visa"),
+    (("51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"), "mastercard"),
+    (("34", "37"), "amex"),
+    (("6011", "65"), "discover"),
+)
+
+
+def luhn_valid(number: str) -> bool:
+    """True when ``number`` passes the Luhn checksum."""
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    for prefixes, brand in _BRANDS:
+        if number.startswith(prefixes):
+            return brand
+    return "card"
+
+
+class SandboxGateway:
+    """A processor that runs inside the app, with its records in the same database."""
+
+    name = "sandbox"
+
+    # -- tokens (the processor's side of the card form) -------------------------------
+
+    def create_token(self, number: str, exp_month: int, exp_year: int, cvc: str) -> SandboxToken:
+        """Tokenize a card. The number is checked and dropped; only brand and last four stay."""
+        token = SandboxToken(
+            token="tok_" + secrets.token_urlsafe(18),
+            brand=card_brand(number),
+            last4=number[-4:],
+            exp_month=exp_month,
+            exp_year=exp_year,
+            declines=number == DECLINED_TEST_NUMBER,
+            created_at=utcnow(),
+        )
+        with db.engine.begin() as conn:
+            conn.execute(
+                insert(SandboxToken).values(
+                    token=token.token,
+                    brand=token.brand,
+                    last4=token.last4,
+                    exp_month=token.exp_month,
+                    exp_year=token.exp_year,
+                    declines=token.declines,
+                    created_at=token.created_at,
+                )
+            )
+        return token
+
+    # -- faults -----------------------------------------------------------------------
+
+    def set_faults(self, faults: dict[str, int]) -> dict[str, int]:
+        """Make the next n calls of each kind fail as an outage. Returns all current counts."""
+        with db.engine.begin() as conn:
+            for kind, remaining in faults.items():
+                updated = conn.execute(
+                    update(SandboxFault).where(SandboxFault.kind == kind).values(remaining=remaining)
+                )
+                if updated.rowcount == 0:
+                    conn.execute(insert(SandboxFault).values(kind=kind, remaining=remaining))
+            rows = conn.execute(select(SandboxFault.kind, SandboxFault.remaining)).all()
+        current = {kind: 0 for kind in FAULT_KINDS}
+        current.update({kind: remaining for kind, remaining in rows})
+        return current
+
+    def _maybe_fail(self, kind: str) -> None:
+        with db.engine.begin() as conn:
+            hit = conn.execute(
+                update(SandboxFault)
+                .where(SandboxFault.kind == kind, SandboxFault.remaining > 0)
+                .values(remaining=SandboxFault.remaining - 1)
+            ).rowcount
+        if hit:
+            raise ProcessorOutage(
+                f"The sandbox processor is failing {kind} calls on purpose (fault injection). "
+                "Retry once the injected faults are used up."
+            )
+
+    # -- money ------------------------------------------------------------------------
+
+    def _replay(self, idempotency_key: str) -> SandboxOperation | None:
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                select(SandboxOperation).where(SandboxOperation.idempotency_key == idempotency_key)
+            ).first()
+        return row
+
+    def _record(self, **values: object) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert(SandboxOperation).values(created_at=utcnow(), **values))
+
+    def refund(self, payment: Payment, amount_cents: int, idempotency_key: str) -> RefundResult:
+        previous = self._replay(idempotency_key)
+        if previous is not None:
+            if previous.kind != "refund" or previous.target != payment.payment_id:
+                raise GatewayError("This idempotency key was already used for another call.")
+            return RefundResult(previous.reference, previous.amount_cents or 0, payment.currency)
+        self._maybe_fail("refund")
+        if amount_cents <= 0:
+            raise GatewayError("A refund must be more than zero.")
+        with db.engine.connect() as conn:
+            already = conn.execute(
+                select(func.coalesce(func.sum(SandboxOperation.amount_cents), 0)).where(
+                    SandboxOperation.kind == "refund", SandboxOperation.target == payment.payment_id
+                )
+            ).scalar_one()
+        if already + amount_cents > payment.amount_cents:
+            raise GatewayError("The refund is more than what remains of the payment at the processor.")
+        reference = "re_" + secrets.token_hex(10)
+        try:
+            self._record(
+                idempotency_key=idempotency_key,
+                kind="refund",
+                target=payment.payment_id,
+                amount_cents=amount_cents,
+                reference=reference,
+            )
+        except IntegrityError:  # the same key raced us: its result stands
+            previous = self._replay(idempotency_key)
+            assert previous is not None
+            return RefundResult(previous.reference, previous.amount_cents or 0, payment.currency)
+        return RefundResult(reference, amount_cents, payment.currency)
+
+    def cancel_subscription(
+        self, purchase: Purchase, at_period_end: bool, idempotency_key: str
+    ) -> CancelResult:
+        previous = self._replay(idempotency_key)
+        if previous is not None:
+            return CancelResult(previous.reference, previous.detail == "at_period_end")
+        self._maybe_fail("cancel")
+        reference = "sub_cancel_" + secrets.token_hex(8)
+        try:
+            self._record(
+                idempotency_key=idempotency_key,
+                kind="cancel",
+                target=purchase.order_id,
+                reference=reference,
+                detail="at_period_end" if at_period_end else "now",
+            )
+        except IntegrityError:
+            previous = self._replay(idempotency_key)
+            assert previous is not None
+            return CancelResult(previous.reference, previous.detail == "at_period_end")
+        return CancelResult(reference, at_period_end)
+
+    # -- cards ------------------------------------------------------------------------
+
+    def _refuse_paypal(self, purchase: Purchase) -> None:
+        if purchase.payment_type == "paypal":
+            raise PayPalManaged(
+                "This purchase is paid with PayPal: change its payment method under "
+                "'Manage automatic payments' in your PayPal account."
+            )
+
+    def attach_payment_method(self, purchase: Purchase, token: str) -> CardDetails:
+        self._refuse_paypal(purchase)
+        with db.engine.connect() as conn:
+            row = conn.execute(select(SandboxToken).where(SandboxToken.token == token)).first()
+        if row is None:
+            raise InvalidToken("This card token is unknown to the payment processor; enter the card again.")
+        self._maybe_fail("attach_card")
+        if row.declines:
+            raise CardDeclined("The card was declined by the payment processor; try another card.")
+        return CardDetails(row.token, row.brand, row.last4, row.exp_month, row.exp_year)
+
+    def detach_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+        self._refuse_paypal(purchase)
+
+    def set_default_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+        self._refuse_paypal(purchase)

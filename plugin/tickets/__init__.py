@@ -1,0 +1,1 @@
+"""Helpdesk tickets for requests handled by hand, and the adapter a host helpdesk implements."""

@@ -1,0 +1,1 @@
+"""Cancellation and refund requests driven by `transitions` state machines."""

@@ -1,0 +1,1 @@
+"""Self-Billing test suite."""

@@ -1,0 +1,143 @@
+"""Shared fixtures: an app on a fresh database (SQLite by default, PostgreSQL when
+``SELF_BILLING_TEST_DATABASE_URL`` is set), clients, and small action helpers.
+
+``make_app(**config)`` builds another app on the same database with other config.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+
+from plugin import SelfBilling
+from plugin.db import Base
+from plugin.ledger import service
+from plugin.ledger.schemas import OrderIn, PaymentIn, PricePointIn, SettingsIn
+
+PG_URL = os.environ.get("SELF_BILLING_TEST_DATABASE_URL")
+ADMIN_TOKEN = "test-admin-token"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def _pg_schema():
+    """On PostgreSQL: create the schema once per run; tests truncate between them."""
+    if not PG_URL:
+        yield None
+        return
+    from plugin import models  # noqa: F401
+
+    engine = create_engine(PG_URL)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield PG_URL
+
+
+@pytest.fixture
+def database_url(tmp_path, _pg_schema) -> str:
+    if _pg_schema:
+        engine = create_engine(_pg_schema)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return _pg_schema
+    return f"sqlite:///{tmp_path / 'billing.db'}"
+
+
+@pytest.fixture
+def make_app(database_url, tmp_path) -> Callable[..., Flask]:
+    apps: list[Flask] = []
+
+    def _make(**config: Any) -> Flask:
+        app = Flask("test_host", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            TESTING=True,
+            SECRET_KEY="test-secret",
+            SQLALCHEMY_DATABASE_URI=database_url,
+            SELF_BILLING_ADMIN_TOKEN=ADMIN_TOKEN,
+            MAIL_SUPPRESS_SEND=True,
+        )
+        app.config.update(config)
+        SelfBilling(app)
+        with app.app_context():
+            from plugin.schema import init_db
+
+            if not PG_URL:
+                init_db()
+        apps.append(app)
+        return app
+
+    yield _make
+    for app in apps:
+        with app.app_context():
+            ext = app.extensions["sqlalchemy"]
+            ext.session.remove()
+            ext.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+class Ledger:
+    """Test data through the merchant's Python API."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def settings(self, **values: Any) -> None:
+        with self.app.app_context():
+            service.update_settings(SettingsIn.model_validate(values))
+
+    def price(self, code: str = "pro-monthly", **values: Any) -> None:
+        body = {"product": "Pro Plan", "amount": "49.00", "currency": "USD", "interval": "month",
+                "interval_count": 1, "cancellation": "instant", "refund_window_days": 30}
+        body.update(values)
+        with self.app.app_context():
+            service.upsert_price_point(code, PricePointIn.model_validate(body))
+
+    def order(self, order_id: str, price_point: str = "pro-monthly", email: str = "ann@example.com",
+              purchased_at: str = "2026-10-01T10:00:00Z", **values: Any) -> None:
+        body = {
+            "email": email, "first_name": "Ann", "last_name": "Lee", "price_point": price_point,
+            "purchased_at": purchased_at,
+            "billing_address": {"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield",
+                                "region": "IL", "postal_code": "62701", "country": "US"},
+            "payment_method": {"type": "card", "brand": "visa", "last4": "4242", "exp_month": 12,
+                               "exp_year": 2030},
+        }
+        body.update(values)
+        with self.app.app_context():
+            service.upsert_order(order_id, OrderIn.model_validate(body))
+
+    def payment(self, order_id: str, payment_id: str, paid_at: str, amount: str | None = None) -> None:
+        body: dict[str, Any] = {"payment_id": payment_id, "paid_at": paid_at}
+        if amount is not None:
+            body["amount"] = amount
+        with self.app.app_context():
+            service.record_payment(order_id, PaymentIn.model_validate(body))
+
+
+@pytest.fixture
+def ledger(app) -> Ledger:
+    return Ledger(app)
