@@ -22,7 +22,11 @@ class Ticket(Base):
     """A helpdesk ticket opened for a request handled by hand."""
 
     __tablename__ = "sb_tickets"
-    __table_args__ = (Index("ix_sb_tickets_dept_status_created", "department_id", "status", "created_at"),)
+    __table_args__ = (
+        # The queue: filtered by department and status, newest first, paged by id.
+        Index("ix_sb_tickets_dept_status_id", "department_id", "status", "id"),
+        Index("ix_sb_tickets_status_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject: Mapped[str] = mapped_column(String(300))
@@ -33,11 +37,11 @@ class Ticket(Base):
     purchase_id: Mapped[int] = mapped_column(ForeignKey("sb_purchases.id"), index=True)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("sb_requests.id"), nullable=True, index=True)
     #: The id a host helpdesk adapter gave this ticket in its own system, if any.
-    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    external_ref: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    department: Mapped[Department] = relationship()
+    department: Mapped[Department] = relationship(lazy="joined")
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", lazy="raise_on_sql"
     )

@@ -1,0 +1,354 @@
+"""Tickets of requests handled by hand: opening, messages, closing, and the queue's queries.
+
+The workflow engine calls :func:`open_ticket_for_request` when a request goes to
+a person and :func:`close_ticket_for_request` when it is resolved; the agent API
+and the desk call :func:`record_agent_reply`. None of these commit: they add to
+the caller's transaction, so a ticket exists exactly when its request step does.
+Every step is passed on to the configured :mod:`helpdesk adapter <plugin.tickets.adapter>`.
+
+:func:`agent_replied` is the one function here that commits: a host helpdesk
+calls it when an agent answered a ticket in the host's own system.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ..db import db, utcnow
+from ..errors import InvalidInput, NotFound
+from ..ledger.models import Lead, Payment, Purchase, Settings
+from ..money import format_amount
+from .adapter import TicketData, get_adapter
+from .models import Department, Ticket, TicketMessage
+
+if TYPE_CHECKING:
+    from ..workflows.models import BillingRequest
+
+SYSTEM = "system"
+CUSTOMER = "customer"
+DEFAULT_DEPARTMENT = "Billing"
+#: Longest reply an agent may send, in characters.
+MAX_REPLY_CHARS = 10_000
+_REQUEST_TITLES = {"cancellation": "Cancellation request", "refund": "Refund request"}
+
+
+# -- departments -----------------------------------------------------------------------
+
+
+def department_name_from_settings() -> str:
+    """The department named in the merchant's settings (read without committing anything)."""
+    settings = db.session.get(Settings, 1)
+    name = (settings.department if settings is not None else "") or DEFAULT_DEPARTMENT
+    return name.strip() or DEFAULT_DEPARTMENT
+
+
+def get_or_create_department(name: str) -> Department:
+    """The department called ``name``, created if missing (safe when two create it at once)."""
+    query = select(Department).where(Department.name == name)
+    department = db.session.execute(query).scalar_one_or_none()
+    if department is not None:
+        return department
+    try:
+        with db.session.begin_nested():
+            department = Department(name=name)
+            db.session.add(department)
+    except IntegrityError:  # created concurrently: use theirs
+        department = db.session.execute(query).scalar_one()
+    return department
+
+
+# -- opening, messages, closing ----------------------------------------------------------
+
+
+def subject_for(request_type: str, order_id: str) -> str:
+    """E.g. "Refund request for order ORD-1001"."""
+    title = _REQUEST_TITLES.get(request_type, f"{request_type.capitalize()} request")
+    return f"{title} for order {order_id}"
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{format_amount(cents)} {currency}"
+
+
+def _date(value) -> str:  # noqa: ANN001 - an aware datetime or None
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+
+def _describe_purchase(purchase: Purchase) -> str:
+    price = purchase.price_point
+    if purchase.is_subscription and price is not None and price.interval:
+        every = price.interval if price.interval_count == 1 else f"{price.interval_count} {price.interval}s"
+        terms = f"subscription, {_money(purchase.amount_cents, purchase.currency)} every {every}"
+    else:
+        terms = f"one-time purchase, {_money(purchase.amount_cents, purchase.currency)}"
+    lines = [
+        f"Purchase: {purchase.product} ({terms})",
+        f"Order ID: {purchase.order_id}",
+        f"Purchased: {_date(purchase.purchased_at)}",
+        f"Status: {purchase.status}",
+    ]
+    if purchase.next_payment_at is not None:
+        lines.append(f"Next payment: {_date(purchase.next_payment_at)}")
+    if purchase.cancels_at is not None:
+        lines.append(f"Cancels at: {_date(purchase.cancels_at)}")
+    return "\n".join(lines)
+
+
+def opening_body(request: BillingRequest, purchase: Purchase, lead: Lead, payment: Payment | None,
+                 told: str) -> str:
+    """The ticket's first message: who, what was bought and paid, why, and what they were told."""
+    name = f"{lead.first_name} {lead.last_name}".strip()
+    who = f"{name} <{lead.email}>" if name else lead.email
+    parts = [
+        f"{subject_for(request.type, purchase.order_id)}, sent by {request.created_by}.",
+        f"Customer: {who}",
+        _describe_purchase(purchase),
+    ]
+    if payment is not None:
+        payment_lines = [
+            f"Payment: {payment.payment_id}",
+            f"Amount: {_money(payment.amount_cents, payment.currency)}",
+            f"Paid: {_date(payment.paid_at)}",
+        ]
+        if payment.refunded_cents:
+            payment_lines.append(f"Already refunded: {_money(payment.refunded_cents, payment.currency)}")
+        if request.amount_cents is not None:
+            payment_lines.append(
+                f"Refund requested: {_money(request.amount_cents, request.currency or payment.currency)}"
+            )
+        parts.append("\n".join(payment_lines))
+    reason = (request.reason or "").strip()
+    parts.append(f"Customer's reason: {reason}" if reason else "Customer's reason: (none given)")
+    if request.error:
+        parts.append(f"Processor error: {request.error}")
+    parts.append(f"What the customer was told: {told.strip() or '(nothing)'}")
+    return "\n\n".join(parts)
+
+
+def open_ticket_for_request(request: BillingRequest, told: str) -> Ticket:
+    """Open the ticket of a request handled by hand, in the settings' department. No commit.
+
+    Sets ``request.ticket_id``. A request that already has a ticket gets that one back.
+    """
+    if request.ticket_id is not None:
+        existing = db.session.get(Ticket, request.ticket_id)
+        if existing is not None:
+            return existing
+    if request.id is None:
+        db.session.flush()
+    purchase = db.session.get(Purchase, request.purchase_id)
+    lead = db.session.get(Lead, purchase.lead_id)
+    payment = db.session.get(Payment, request.payment_id) if request.payment_id else None
+    department = get_or_create_department(department_name_from_settings())
+    ticket = Ticket(
+        subject=subject_for(request.type, purchase.order_id),
+        department_id=department.id,
+        status="open",
+        lead_id=lead.id,
+        purchase_id=purchase.id,
+        request_id=request.id,
+        created_at=utcnow(),
+    )
+    db.session.add(ticket)
+    db.session.flush()
+    body = opening_body(request, purchase, lead, payment, told)
+    db.session.add(TicketMessage(ticket_id=ticket.id, author=CUSTOMER, body=body, internal=False,
+                                 created_at=utcnow()))
+    request.ticket_id = ticket.id
+    ticket.external_ref = get_adapter().open_ticket(TicketData(
+        ticket_id=ticket.id,
+        subject=ticket.subject,
+        department=department.name,
+        body=body,
+        order_id=purchase.order_id,
+        email=lead.email,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        request_type=request.type,
+        request_id=request.public_id,
+    ))
+    db.session.flush()
+    return ticket
+
+
+def add_message(ticket: Ticket, author: str, body: str, internal: bool = False, *,
+                tell_adapter: bool = True) -> TicketMessage:
+    """Add a message to the ticket (and to the host's copy, when an adapter keeps one). No commit."""
+    message = TicketMessage(ticket_id=ticket.id, author=author, body=body, internal=internal,
+                            created_at=utcnow())
+    db.session.add(message)
+    if tell_adapter and ticket.external_ref:
+        get_adapter().add_message(ticket.external_ref, author, body, internal)
+    return message
+
+
+def close_ticket(ticket: Ticket, note: str) -> None:
+    """Close the ticket with a system note; closing a closed ticket does nothing. No commit."""
+    if ticket.status == "closed":
+        return
+    ticket.status = "closed"
+    ticket.closed_at = utcnow()
+    db.session.add(TicketMessage(ticket_id=ticket.id, author=SYSTEM, body=note, internal=False,
+                                 created_at=ticket.closed_at))
+    if ticket.external_ref:
+        get_adapter().close_ticket(ticket.external_ref, note)
+
+
+def close_ticket_for_request(request: BillingRequest, note: str) -> None:
+    """Close the ticket of a resolved request (if it has one). No commit."""
+    if request.ticket_id is None:
+        return
+    ticket = db.session.get(Ticket, request.ticket_id)
+    if ticket is not None:
+        close_ticket(ticket, note)
+
+
+def validate_reply(body: str) -> str:
+    """The reply's text, or InvalidInput when it is empty or longer than the limit."""
+    text = (body or "").strip()
+    if not text:
+        raise InvalidInput("The reply is empty; write a message for the customer.",
+                           code="invalid", fields={"message": "must not be empty"})
+    if len(text) > MAX_REPLY_CHARS:
+        raise InvalidInput(
+            f"The reply is {len(text)} characters long; keep it under {MAX_REPLY_CHARS:,}.",
+            code="invalid", fields={"message": f"at most {MAX_REPLY_CHARS} characters"},
+        )
+    return text
+
+
+def record_agent_reply(ticket: Ticket, agent_email: str, body: str, *, tell_adapter: bool = True,
+                       notify_customer: bool = True) -> TicketMessage:
+    """An agent's reply: recorded on the ticket and emailed to the customer. No commit."""
+    text = validate_reply(body)
+    message = add_message(ticket, agent_email, text, tell_adapter=tell_adapter)
+    if notify_customer:
+        from .. import notifications
+
+        purchase = db.session.get(Purchase, ticket.purchase_id)
+        request = None
+        if ticket.request_id is not None:
+            from ..workflows.models import BillingRequest
+
+            request = db.session.get(BillingRequest, ticket.request_id)
+        notifications.enqueue("agent_reply", purchase, request=request, message=text,
+                              extra={"agent": agent_email, "ticket_id": ticket.id})
+    return message
+
+
+def agent_replied(external_ref: str, agent_email: str, body: str, *,
+                  notify_customer: bool = False) -> Ticket:
+    """Tell Self-Billing that an agent answered its ticket in the host's helpdesk. Commits.
+
+    The reply is recorded on the plugin's ticket (so the desk and the request's
+    record show it). The host's helpdesk normally emails its customer itself;
+    pass ``notify_customer=True`` to have Self-Billing send its "agent_reply" email.
+    Raises :class:`~plugin.errors.NotFound` for an unknown ``external_ref`` and
+    :class:`~plugin.errors.InvalidInput` for an empty or too long body.
+    """
+    ticket = db.session.execute(
+        select(Ticket).where(Ticket.external_ref == str(external_ref))
+    ).scalar_one_or_none()
+    if ticket is None:
+        raise NotFound(f"No Self-Billing ticket has the external reference {external_ref!r}.",
+                       code="ticket_not_found")
+    if not (agent_email or "").strip():
+        raise InvalidInput("Say which agent replied (their email).", fields={"agent_email": "required"})
+    record_agent_reply(ticket, agent_email.strip(), body, tell_adapter=False,
+                       notify_customer=notify_customer)
+    db.session.commit()
+    return ticket
+
+
+# -- queries ---------------------------------------------------------------------------
+
+
+def get_ticket(ticket_id: int) -> Ticket:
+    """The ticket, or NotFound."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"There is no ticket {ticket_id}; check the number in the queue.",
+                       code="ticket_not_found")
+    return ticket
+
+
+def ticket_messages(ticket: Ticket) -> list[TicketMessage]:
+    return list(db.session.execute(
+        select(TicketMessage).where(TicketMessage.ticket_id == ticket.id).order_by(TicketMessage.id)
+    ).scalars())
+
+
+@dataclass
+class TicketPage:
+    """One page of the queue: rows of (ticket, order_id, email) and the cursor of the next page."""
+
+    rows: list[tuple[Ticket, str, str]]
+    next_before: int | None
+
+
+def list_tickets(status: str | None = None, department: str | None = None, limit: int = 50,
+                 before: int | None = None) -> TicketPage:
+    """The queue, newest first, filtered by status and department, paged by ticket id."""
+    query = (
+        select(Ticket, Purchase.order_id, Lead.email)
+        .join(Purchase, Purchase.id == Ticket.purchase_id)
+        .join(Lead, Lead.id == Ticket.lead_id)
+        .order_by(Ticket.id.desc())
+        .limit(limit + 1)
+    )
+    if status:
+        query = query.where(Ticket.status == status)
+    if department:
+        dept_id = db.session.execute(
+            select(Department.id).where(func.lower(Department.name) == department.strip().lower())
+        ).scalar()
+        if dept_id is None:
+            return TicketPage(rows=[], next_before=None)
+        query = query.where(Ticket.department_id == dept_id)
+    if before is not None:
+        query = query.where(Ticket.id < before)
+    rows = [(t, order_id, email) for t, order_id, email in db.session.execute(query).all()]
+    next_before = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_before = rows[-1][0].id
+    return TicketPage(rows=rows, next_before=next_before)
+
+
+def list_departments() -> list[str]:
+    return list(db.session.execute(select(Department.name).order_by(Department.name)).scalars())
+
+
+def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
+    """Leads whose email or name contains ``q`` (case-insensitive), each with its orders, newest first."""
+    needle = (q or "").strip().lower()
+    if not needle:
+        return []
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    full_name = func.lower(Lead.first_name + " " + Lead.last_name)
+    leads = list(db.session.execute(
+        select(Lead)
+        .where(or_(
+            Lead.email_normalized.like(pattern, escape="\\"),
+            func.lower(Lead.first_name).like(pattern, escape="\\"),
+            func.lower(Lead.last_name).like(pattern, escape="\\"),
+            full_name.like(pattern, escape="\\"),
+        ))
+        .order_by(Lead.email_normalized)
+        .limit(limit)
+    ).scalars())
+    if not leads:
+        return []
+    purchases = db.session.execute(
+        select(Purchase)
+        .where(Purchase.lead_id.in_([lead.id for lead in leads]))
+        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
+    ).scalars()
+    by_lead: dict[int, list[Purchase]] = {lead.id: [] for lead in leads}
+    for purchase in purchases:
+        by_lead[purchase.lead_id].append(purchase)
+    return [(lead, by_lead[lead.id]) for lead in leads]
