@@ -25,4 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_MAX_BODY_BYTES": 64 * 1024,
     # Locale used by Babel for amounts and dates shown to people.
     "SELF_BILLING_LOCALE": "en_US",
+    # Where tickets of requests handled by hand go: "builtin" (the plugin's own store, which the
+    # agent desk shows) or "package.module:factory" returning a HelpdeskAdapter (docs/helpdesk-adapter.md).
+    "SELF_BILLING_HELPDESK_ADAPTER": "builtin",
 }
