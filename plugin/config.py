@@ -23,8 +23,25 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_GATEWAY": "sandbox",
     # Largest JSON body the APIs accept, in bytes (larger: 413).
     "SELF_BILLING_MAX_BODY_BYTES": 64 * 1024,
+    # Seconds after which ``tick`` retries a processor step left pending (a crash, a lost answer).
+    "SELF_BILLING_RESUME_AFTER_SECONDS": 300,
     # Locale used by Babel for amounts and dates shown to people.
     "SELF_BILLING_LOCALE": "en_US",
+    # Invoice PDFs (plugin/invoices). The wkhtmltopdf binary: a path or a name looked up on PATH;
+    # None looks up "wkhtmltopdf" on PATH.
+    "SELF_BILLING_WKHTMLTOPDF": None,
+    # Seconds one PDF render may take before it is killed (the download answers 503, retry later).
+    "SELF_BILLING_PDF_TIMEOUT": 20,
+    # Folder of rendered invoices, named by content hash; None = "self_billing_invoices" in the
+    # instance folder. Share it between app servers on one machine; safe to empty at any time.
+    "SELF_BILLING_INVOICE_CACHE_DIR": None,
+    # The merchant's block on every invoice. ADDRESS may hold several lines (newlines or a list);
+    # LOGO_PATH is an image file read at render time and embedded (a missing file is logged and skipped).
+    "SELF_BILLING_MERCHANT_NAME": "",
+    "SELF_BILLING_MERCHANT_ADDRESS": "",
+    "SELF_BILLING_MERCHANT_TAX_ID": "",
+    "SELF_BILLING_MERCHANT_LOGO_PATH": None,
+    "SELF_BILLING_MERCHANT_EMAIL": "",
     # Where tickets of requests handled by hand go: "builtin" (the plugin's own store, which the
     # agent desk shows) or "package.module:factory" returning a HelpdeskAdapter (docs/helpdesk-adapter.md).
     "SELF_BILLING_HELPDESK_ADAPTER": "builtin",

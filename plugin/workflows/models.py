@@ -44,6 +44,15 @@ class BillingRequest(Base):
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("sb_tickets.id", use_alter=True), nullable=True, index=True
     )
+    #: A processor step decided but not yet confirmed: the machine event to fire once the
+    #: processor answers (``complete``, ``schedule``, ``refund_full``, ...). While set, no other
+    #: event is accepted; a crash leaves it set and ``tick`` resumes it with the same
+    #: idempotency key, so money never moves twice.
+    pending_event: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    pending_amount_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pending_actor: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    pending_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     #: Who opened it: customer, system or an agent's email.
     created_by: Mapped[str] = mapped_column(String(320), default="customer")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

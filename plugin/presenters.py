@@ -1,0 +1,205 @@
+"""Purchases and requests as the contract's JSON objects (P and R).
+
+``purchases_for_lead`` builds every P of a lead with a fixed number of queries
+(purchases, payments, cards, requests, request events, settings) however many
+purchases and payments there are. ``actions`` are decided by the request
+machines' own conditions, so the icons a customer sees are exactly the steps
+the machines would take.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from .db import db, utcnow
+from .ledger.models import Payment, PaymentMethod, Purchase, Settings
+from .ledger.service import get_settings
+from .money import format_amount
+from .workflows.context import CUSTOMER, RequestContext, refundable_until
+from .workflows.engine import accepts
+from .workflows.machines import OPEN_STATES
+from .workflows.models import BillingRequest, RequestEvent
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | None = None) -> dict[str, Any]:
+    """A request as contract R, with its history."""
+    if events is None:
+        events = db.session.execute(
+            select(RequestEvent).where(RequestEvent.request_id == request.id).order_by(RequestEvent.id)
+        ).scalars().all()
+    body: dict[str, Any] = {
+        "id": request.public_id,
+        "type": request.type,
+        "state": request.state,
+        "outcome": request.outcome,
+        "amount": format_amount(request.amount_cents) if request.amount_cents is not None else None,
+        "currency": request.currency,
+        "ticket_id": request.ticket_id,
+        "reason": request.reason,
+        "error": request.error,
+        "processing": request.pending_event is not None,
+        "created_at": iso(request.created_at),
+        "resolved_at": iso(request.resolved_at),
+        "history": [
+            {"from": e.from_state, "to": e.to_state, "event": e.event, "at": iso(e.at), "by": e.actor,
+             **({"note": e.note} if e.note else {})}
+            for e in events
+        ],
+    }
+    return body
+
+
+class _Probe:
+    """A request that is not there yet: what a customer's submit would start from."""
+
+    def __init__(self, request_type: str) -> None:
+        self.type = request_type
+        self.state = "new"
+        self.outcome = None
+        self.created_by = CUSTOMER
+        self.error = None
+        self.pending_event = None
+
+
+def _invoice_url(payment_id: str) -> str:
+    prefix = current_app.extensions["self_billing"].url_prefix
+    return f"{prefix}/portal/payments/{quote(payment_id, safe='')}/invoice.pdf"
+
+
+def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str, Any]:
+    if purchase.payment_type == "paypal":
+        return {"type": "paypal", "payer_email": purchase.paypal_payer_email}
+    default = next((c for c in cards if c.is_default), cards[0] if cards else None)
+    if default is None:
+        return {"type": "card"}
+    return {"type": "card", "brand": default.brand, "last4": default.last4,
+            "exp_month": default.exp_month, "exp_year": default.exp_year}
+
+
+def _purchase_dict(
+    purchase: Purchase,
+    payments: list[Payment],
+    cards: list[PaymentMethod],
+    requests: list[BillingRequest],
+    events: dict[int, list[RequestEvent]],
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
+    live = purchase.kind == "subscription" and purchase.status in ("active", "cancel_scheduled")
+
+    cancel_probe = RequestContext(_Probe("cancellation"), purchase, None, settings, now)  # type: ignore[arg-type]
+    can_cancel = f"cancellation:{purchase.id}" not in open_slots and accepts(cancel_probe, "submit", actor=CUSTOMER)
+
+    payment_dicts = []
+    for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
+        probe = RequestContext(_Probe("refund"), purchase, payment, settings, now)  # type: ignore[arg-type]
+        can_refund = f"refund:{payment.id}" not in open_slots and accepts(probe, "submit", actor=CUSTOMER)
+        payment_dicts.append({
+            "payment_id": payment.payment_id,
+            "amount": format_amount(payment.amount_cents),
+            "currency": payment.currency,
+            "paid_at": iso(payment.paid_at),
+            "status": payment.status,
+            "refunded_amount": format_amount(payment.refunded_cents),
+            "refundable_until": iso(refundable_until(payment, purchase.price_point)),
+            "period_start": iso(payment.period_start),
+            "period_end": iso(payment.period_end),
+            "invoice_url": _invoice_url(payment.payment_id),
+            "actions": {"refund": can_refund, "invoice": True},
+        })
+
+    upcoming = None
+    if purchase.status == "active" and purchase.next_payment_at is not None:
+        upcoming = {"amount": format_amount(purchase.amount_cents), "currency": purchase.currency,
+                    "due_at": iso(purchase.next_payment_at)}
+    return {
+        "order_id": purchase.order_id,
+        "product": purchase.product,
+        "kind": purchase.kind,
+        "status": purchase.status,
+        "amount": format_amount(purchase.amount_cents),
+        "currency": purchase.currency,
+        "interval": purchase.price_point.interval,
+        "interval_count": purchase.price_point.interval_count,
+        "purchased_at": iso(purchase.purchased_at),
+        "next_payment_at": iso(purchase.next_payment_at),
+        "cancels_at": iso(purchase.cancels_at),
+        "cancelled_at": iso(purchase.cancelled_at),
+        "upcoming_charge": upcoming,
+        "billing_address": purchase.billing_address or {},
+        "payment_method": _payment_method(purchase, cards),
+        "actions": {
+            "cancel": can_cancel,
+            "update_address": live and settings.enabled,
+            "update_card": live and settings.enabled and purchase.payment_type == "card",
+        },
+        "payments": payment_dicts,
+        "requests": [
+            request_to_dict(r, events.get(r.id, []))
+            for r in sorted(requests, key=lambda r: r.id, reverse=True)
+        ],
+    }
+
+
+def present_purchases(purchases: list[Purchase], now: datetime | None = None) -> list[dict[str, Any]]:
+    """P objects for these purchases, in the order given, with a fixed number of queries."""
+    if not purchases:
+        return []
+    ids = [p.id for p in purchases]
+    payments: dict[int, list[Payment]] = defaultdict(list)
+    for payment in db.session.execute(select(Payment).where(Payment.purchase_id.in_(ids))).scalars():
+        payments[payment.purchase_id].append(payment)
+    cards: dict[int, list[PaymentMethod]] = defaultdict(list)
+    for card in db.session.execute(
+        select(PaymentMethod).where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)
+    ).scalars():
+        cards[card.purchase_id].append(card)
+    requests: dict[int, list[BillingRequest]] = defaultdict(list)
+    all_requests = db.session.execute(
+        select(BillingRequest).where(BillingRequest.purchase_id.in_(ids))
+    ).scalars().all()
+    for request in all_requests:
+        requests[request.purchase_id].append(request)
+    events: dict[int, list[RequestEvent]] = defaultdict(list)
+    if all_requests:
+        for event in db.session.execute(
+            select(RequestEvent).where(RequestEvent.request_id.in_([r.id for r in all_requests]))
+            .order_by(RequestEvent.id)
+        ).scalars():
+            events[event.request_id].append(event)
+    settings = get_settings()
+    now = now or utcnow()
+    return [
+        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now)
+        for p in purchases
+    ]
+
+
+def purchases_for_lead(lead_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every purchase of a lead as contract P, newest first."""
+    purchases = db.session.execute(
+        select(Purchase)
+        .options(joinedload(Purchase.price_point))
+        .where(Purchase.lead_id == lead_id)
+        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
+    ).scalars().all()
+    return present_purchases(list(purchases), now)
+
+
+def purchase_to_dict(purchase: Purchase, now: datetime | None = None) -> dict[str, Any]:
+    """One purchase as contract P."""
+    return present_purchases([purchase], now)[0]

@@ -1,0 +1,114 @@
+"""The request state machines, declared as data.
+
+One table per request type. Each row is a `transitions` transition: the event
+(trigger), where it may start, where it ends, the conditions that must hold
+(names of :class:`~plugin.workflows.context.RequestContext` predicates) and the
+callbacks that do its work. ``OUTCOMES`` says how a request ends when an event
+resolves it; ``AGENT_EVENTS`` are the events agents may send (contract section 5).
+
+The machines are built once, with no model attached (the pattern transitions'
+FAQ gives for many model objects): events are fired with
+``MACHINES[type].events[name].trigger(context)``, which costs nothing per
+request and keeps no request alive. The diagrams in ``docs/workflows.md`` are
+generated from these tables (``plugin.workflows.diagrams``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from transitions import Machine
+
+#: ``new`` is where a request is before it is saved; it is never stored.
+STATES = ["new", "requested", "auto_processed", "ticketed", "resolved"]
+OPEN_STATES = ("requested", "auto_processed", "ticketed")
+
+_SUBMIT = "self_service_on"
+
+CANCELLATION: list[dict[str, Any]] = [
+    # event                 source                                         dest              conditions
+    {"trigger": "submit", "source": "new", "dest": "requested",
+     "conditions": [_SUBMIT, "cancellation_offered", "is_subscription", "is_active"]},
+    {"trigger": "open_by_agent", "source": "new", "dest": "requested",
+     "conditions": ["by_agent", "is_subscription", "not_cancelled"]},
+    {"trigger": "auto_process", "source": "requested", "dest": "auto_processed",
+     "conditions": ["by_customer", "cancellation_automatic"], "after": "queue_cancellation"},
+    {"trigger": "open_ticket", "source": "requested", "dest": "ticketed",
+     "conditions": ["by_customer", "cancellation_by_request"], "after": "open_ticket"},
+    {"trigger": "complete", "source": "auto_processed", "dest": "resolved",
+     "conditions": ["cancels_instantly"], "after": "cancel_purchase_now"},
+    {"trigger": "schedule", "source": "auto_processed", "dest": "auto_processed",
+     "conditions": ["cancels_at_period_end"], "after": "schedule_purchase_cancellation"},
+    {"trigger": "processor_failed", "source": ["requested", "auto_processed"], "dest": "ticketed",
+     "after": "open_ticket"},
+    {"trigger": "cancel_now", "source": ["requested", "ticketed", "auto_processed"], "dest": "resolved",
+     "conditions": ["by_agent", "not_cancelled"], "after": "cancel_purchase_now"},
+    {"trigger": "cancel_at_period_end", "source": ["requested", "ticketed"], "dest": "resolved",
+     "conditions": ["by_agent", "is_active", "has_next_payment"], "after": "schedule_purchase_cancellation"},
+    {"trigger": "decline", "source": "ticketed", "dest": "resolved", "conditions": ["by_agent"]},
+    {"trigger": "fail", "source": "ticketed", "dest": "resolved", "conditions": ["by_agent", "has_processor_error"]},
+    {"trigger": "period_end", "source": ["auto_processed", "resolved"], "dest": "resolved",
+     "conditions": ["is_scheduled", "schedule_due"], "after": "end_scheduled_purchase"},
+]
+
+REFUND: list[dict[str, Any]] = [
+    {"trigger": "submit", "source": "new", "dest": "requested",
+     "conditions": [_SUBMIT, "refunds_offered", "has_remaining", "within_refund_window"]},
+    {"trigger": "open_by_agent", "source": "new", "dest": "requested",
+     "conditions": ["by_agent", "has_remaining"]},
+    {"trigger": "auto_process", "source": "requested", "dest": "auto_processed",
+     "conditions": ["by_customer", "refunds_automatic", "within_refund_window"], "after": "queue_full_refund"},
+    {"trigger": "open_ticket", "source": "requested", "dest": "ticketed",
+     "conditions": ["by_customer", "refunds_by_request"], "after": "open_ticket"},
+    {"trigger": "complete", "source": "auto_processed", "dest": "resolved", "after": "record_refund"},
+    {"trigger": "processor_failed", "source": ["requested", "auto_processed"], "dest": "ticketed",
+     "after": "open_ticket"},
+    {"trigger": "refund_full", "source": ["requested", "ticketed"], "dest": "resolved",
+     "conditions": ["by_agent", "has_remaining"], "after": "record_refund"},
+    {"trigger": "refund_partial", "source": ["requested", "ticketed"], "dest": "resolved",
+     "conditions": ["by_agent", "partial_amount_valid"], "after": "record_refund"},
+    {"trigger": "decline", "source": "ticketed", "dest": "resolved", "conditions": ["by_agent"]},
+    {"trigger": "fail", "source": "ticketed", "dest": "resolved", "conditions": ["by_agent", "has_processor_error"]},
+]
+
+DEFINITIONS: dict[str, list[dict[str, Any]]] = {"cancellation": CANCELLATION, "refund": REFUND}
+
+#: How a request ends when an event resolves it (``complete`` of a refund depends on the amount).
+OUTCOMES: dict[str, dict[str, str]] = {
+    "cancellation": {
+        "complete": "cancelled", "schedule": "cancel_scheduled", "cancel_now": "cancelled",
+        "cancel_at_period_end": "cancel_scheduled", "period_end": "cancelled",
+        "decline": "declined", "fail": "failed",
+    },
+    "refund": {
+        "complete": "refunded", "refund_full": "refunded", "refund_partial": "partially_refunded",
+        "decline": "declined", "fail": "failed",
+    },
+}
+
+#: Events an agent may send, per request type (contract section 5, plus ``fail``).
+AGENT_EVENTS: dict[str, tuple[str, ...]] = {
+    "cancellation": ("cancel_now", "cancel_at_period_end", "decline", "fail"),
+    "refund": ("refund_full", "refund_partial", "decline", "fail"),
+}
+
+#: Events whose work is a processor call: fired only once the processor has answered.
+PROCESSOR_EVENTS = frozenset({"complete", "schedule", "cancel_now", "cancel_at_period_end",
+                              "refund_full", "refund_partial"})
+
+
+def build_machine(request_type: str) -> Machine:
+    """One machine for a request type, with no model attached."""
+    return Machine(
+        model=None,
+        states=STATES,
+        transitions=DEFINITIONS[request_type],
+        initial=None,
+        auto_transitions=False,
+        send_event=True,
+        model_attribute="state",
+        after_state_change="after_transition",
+        name=request_type,
+    )
+
+
+MACHINES: dict[str, Machine] = {name: build_machine(name) for name in DEFINITIONS}
