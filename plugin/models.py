@@ -4,6 +4,7 @@ Alembic, ``init-db`` and the tests read ``Base.metadata`` after importing this m
 """
 from .db import Base
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
+from .notifications.models import EmailTemplate, OutboxEmail
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
 from .tickets.models import Department, Ticket, TicketMessage
 from .workflows.models import BillingRequest, RequestEvent
@@ -12,7 +13,9 @@ __all__ = [
     "Base",
     "BillingRequest",
     "Department",
+    "EmailTemplate",
     "Lead",
+    "OutboxEmail",
     "Payment",
     "PaymentMethod",
     "PricePoint",
