@@ -12,9 +12,12 @@ cli_group = AppGroup("self-billing", help="Self-Billing: schema, demo data, work
 @cli_group.command("init-db")
 def init_db_command() -> None:
     """Create or upgrade the schema (safe to run twice)."""
-    from .schema import init_db
+    from .schema import SchemaError, init_db
 
-    message = init_db()
+    try:
+        message = init_db()
+    except SchemaError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(message)
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -26,23 +27,67 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
+def _migrations_behind(engine) -> bool:
+    """True while models changed since the newest revision (test_schema.py fails then).
+
+    The rest of the suite then runs on a ``create_all`` schema, so one missing
+    revision shows as one failing test, not as every test failing.
+    """
+    from plugin.schema import schema_differences
+
+    with engine.connect() as conn:
+        return bool(schema_differences(conn))
+
+
 @pytest.fixture(scope="session")
 def _pg_schema():
-    """On PostgreSQL: create the schema once per run; tests truncate between them."""
+    """On PostgreSQL: build the schema once per run through the migrations; tests truncate between them."""
     if not PG_URL:
         yield None
         return
-    from plugin import models  # noqa: F401
+    from sqlalchemy import inspect
+
+    from plugin.schema import upgrade_engine
 
     engine = create_engine(PG_URL)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
+
+    def drop_ours() -> None:  # start clean: drop what an earlier run left, ours only
+        with engine.begin() as conn:
+            leftovers = [name for name in inspect(conn).get_table_names() if name.startswith("sb_")]
+            if leftovers:
+                conn.execute(text(f"DROP TABLE {', '.join(leftovers)} CASCADE"))
+
+    drop_ours()
+    upgrade_engine(engine)
+    if _migrations_behind(engine):
+        drop_ours()
+        Base.metadata.create_all(engine)
     engine.dispose()
     yield PG_URL
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> str | None:
+    """On SQLite: a database built once per run through the migrations; each test gets a copy."""
+    if PG_URL:
+        return None
+    from plugin.schema import upgrade_engine
+
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    engine = create_engine(f"sqlite:///{path}")
+    upgrade_engine(engine)
+    behind = _migrations_behind(engine)
+    engine.dispose()
+    if behind:
+        path.unlink()
+        engine = create_engine(f"sqlite:///{path}")
+        Base.metadata.create_all(engine)
+        engine.dispose()
+    return str(path)
+
+
 @pytest.fixture
-def database_url(tmp_path, _pg_schema) -> str:
+def database_url(tmp_path, _pg_schema, _sqlite_template) -> str:
     if _pg_schema:
         engine = create_engine(_pg_schema)
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -50,6 +95,7 @@ def database_url(tmp_path, _pg_schema) -> str:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
         return _pg_schema
+    shutil.copyfile(_sqlite_template, tmp_path / "billing.db")
     return f"sqlite:///{tmp_path / 'billing.db'}"
 
 
