@@ -1,0 +1,63 @@
+"""My Orders costs the same number of SQL statements however many purchases and payments a lead has."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event, select
+
+from plugin.db import db, utcnow
+from plugin.ledger.models import Lead
+from plugin.presenters import purchases_for_lead
+from plugin.workflows import service
+
+
+@contextmanager
+def counting_statements():
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _lead_with(ledger, email: str, purchases: int, payments_each: int) -> None:
+    start = utcnow() - timedelta(days=400)
+    for i in range(purchases):
+        order_id = f"{email.split('@')[0]}-{i}"
+        ledger.order(order_id, email=email, purchased_at=(start + timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        for j in range(payments_each):
+            paid = start + timedelta(days=i, hours=j)
+            ledger.payment(order_id, f"{order_id}-p{j}", paid.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_statements_do_not_grow_with_purchases_or_payments(app, ledger):
+    ledger.settings(enabled=True, cancellation={"mode": "request"}, refunds={"mode": "request"})
+    ledger.price()
+    _lead_with(ledger, "one@example.com", purchases=1, payments_each=1)
+    _lead_with(ledger, "many@example.com", purchases=30, payments_each=5)
+    with app.app_context():
+        # Requests with history on the big lead, so every query has rows to return.
+        big = db.session.execute(select(Lead).where(Lead.email_normalized == "many@example.com")).scalar_one()
+        small = db.session.execute(select(Lead).where(Lead.email_normalized == "one@example.com")).scalar_one()
+        from plugin.ledger.service import get_purchase
+
+        service.submit_cancellation(get_purchase("many-3"))
+        service.submit_cancellation(get_purchase("one-0"))
+        small_id, big_id = small.id, big.id
+        db.session.expire_all()
+
+        with counting_statements() as few:
+            small_view = purchases_for_lead(small_id)
+        db.session.expire_all()
+        with counting_statements() as many:
+            big_view = purchases_for_lead(big_id)
+    assert len(small_view) == 1 and len(big_view) == 30
+    assert sum(len(p["payments"]) for p in big_view) == 150
+    assert len(few) == len(many), (few, many)
