@@ -394,3 +394,54 @@ def test_twenty_concurrent_refund_submissions_make_one_refund(app, shop):
         assert count(Refund) == 1
         assert count(SandboxOperation, SandboxOperation.kind == "refund") == 1
         assert payment("PAY-O1").refunded_cents == 1900
+
+
+# -- the customer's email at every step ---------------------------------------------------------
+
+
+def _emails(order_id):
+    from plugin.notifications.models import OutboxEmail
+
+    return [e.kind for e in db.session.execute(
+        select(OutboxEmail).where(OutboxEmail.order_id == order_id).order_by(OutboxEmail.id)).scalars()]
+
+
+@pytest.mark.parametrize("mode, steps, kinds", [
+    ("automatic", [], ["cancellation_done"]),
+    ("request", ["cancel_now"], ["request_ticketed", "cancellation_done"]),
+    ("request", ["cancel_at_period_end"], ["request_ticketed", "cancellation_scheduled"]),
+    ("request", ["decline"], ["request_ticketed", "request_declined"]),
+])
+def test_each_cancellation_step_queues_one_email(app, shop, mode, steps, kinds):
+    modes(shop, cancellation=mode)
+    with app.app_context():
+        req = service.submit_cancellation(purchase("SUB-I"))
+        for step in steps:
+            req = service.apply_agent_event(req, step, AGENT)
+        assert _emails("SUB-I") == kinds
+
+
+def test_delayed_cancellation_emails_when_scheduled_and_when_done(app, shop):
+    modes(shop)
+    with app.app_context():
+        due = purchase("SUB-D").next_payment_at
+        service.submit_cancellation(purchase("SUB-D"))
+        assert _emails("SUB-D") == ["cancellation_scheduled"]
+        run_tick(due + timedelta(seconds=1))
+        assert _emails("SUB-D") == ["cancellation_scheduled", "cancellation_done"]
+
+
+@pytest.mark.parametrize("mode, faults, steps, kinds", [
+    ("automatic", 0, [], ["refund_done"]),
+    ("automatic", 1, [], ["request_ticketed"]),
+    ("request", 0, [("refund_partial", "1.00")], ["request_ticketed", "refund_done"]),
+    ("request", 0, [("decline", None)], ["request_ticketed", "request_declined"]),
+])
+def test_each_refund_step_queues_one_email(app, shop, mode, faults, steps, kinds):
+    modes(shop, refunds=mode)
+    with app.app_context():
+        get_gateway().set_faults({"refund": faults})
+        req = service.submit_refund(payment("PAY-O1"))
+        for step, amount in steps:
+            req = service.apply_agent_event(req, step, AGENT, amount=amount)
+        assert _emails("ONE-1") == kinds
