@@ -13,6 +13,7 @@ BLUEPRINTS: tuple[tuple[str, str], ...] = (
     ("plugin.api.agent", "/api/agent"),
     ("plugin.payments.sandbox_views", "/sandbox"),
     ("plugin.portal.views", "/portal"),
+    ("plugin.tickets.desk", "/desk"),
 )
 
 

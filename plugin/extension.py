@@ -115,3 +115,23 @@ class SelfBilling:
 
         register_blueprints(app, prefix)
         app.cli.add_command(cli_group)
+
+        from .tickets.adapter import load_adapter
+
+        # Fails fast on a helpdesk adapter that cannot be loaded (docs/helpdesk-adapter.md).
+        state.extras["helpdesk_adapter"] = load_adapter(app.config["SELF_BILLING_HELPDESK_ADAPTER"])
+
+    def register_agent_desk(
+        self, app: Flask, url_prefix: str = "/desk", *, name: str = "agent_desk", login_url: str | None = None
+    ) -> None:
+        """Serve the agent desk at ``url_prefix`` of the host too (it is always at ``{prefix}/desk/``).
+
+        The desk's pages need an agent from ``agent_loader``; without one they
+        redirect to ``login_url`` (with ``?next=``) when given, else answer 401.
+        Endpoints are ``{name}.queue``, ``{name}.ticket``, ``{name}.leads``, ...
+        """
+        from .tickets.desk import MOUNTS_KEY, bp
+
+        state = app.extensions["self_billing"]
+        state.extras.setdefault(MOUNTS_KEY, {})[name] = {"login_url": login_url}
+        app.register_blueprint(bp, name=name, url_prefix=url_prefix.rstrip("/") or None)

@@ -103,7 +103,8 @@ def database_url(tmp_path, _pg_schema, _sqlite_template) -> str:
 def make_app(database_url, tmp_path) -> Callable[..., Flask]:
     apps: list[Flask] = []
 
-    def _make(**config: Any) -> Flask:
+    def _make(*, agent_loader: Callable[[], str | None] | None = None, base_template: str | None = None,
+              **config: Any) -> Flask:
         app = Flask("test_host", instance_path=str(tmp_path / "instance"))
         app.config.update(
             TESTING=True,
@@ -113,7 +114,7 @@ def make_app(database_url, tmp_path) -> Callable[..., Flask]:
             MAIL_SUPPRESS_SEND=True,
         )
         app.config.update(config)
-        SelfBilling(app)
+        SelfBilling(app, agent_loader=agent_loader, base_template=base_template)
         with app.app_context():
             from plugin.schema import init_db
 

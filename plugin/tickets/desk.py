@@ -1,0 +1,239 @@
+"""The agent desk: HTML pages over the same actions as the agent API.
+
+Pages: the queue (by department and status), a ticket (purchase, payment history
+with invoice links, the request's history, buttons for exactly the events the
+request's machine accepts now, a reply box), the lead lookup (the "Orders tab":
+Order ID and email ready to copy), and an order page for manual cancellations
+and refunds whatever the portal settings.
+
+The plugin mounts the desk at ``{prefix}/desk/``; a host mounts it again where
+its agents work with :meth:`plugin.SelfBilling.register_agent_desk`. Pages
+extend the host's ``base_template`` (block ``content``) when one was given.
+Without a signed-in agent a page answers 401, or redirects to the login URL the
+mount was given. Forms carry their own CSRF token (no app-wide CSRFProtect).
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from ..errors import BillingError, InvalidInput
+from ..templating import TEMPLATE_FOLDER
+from . import actions, present, service
+from .forms import EventForm, ManualCancelForm, ManualRefundForm, ReplyForm
+from .schemas import MAX_QUERY_CHARS, parse_amount
+
+bp = Blueprint("self_billing_desk", __name__, template_folder=TEMPLATE_FOLDER)
+
+#: extras key: {blueprint name: {"login_url": ...}} for each place the desk is mounted.
+MOUNTS_KEY = "desk_mounts"
+PAGE_SIZE = 50
+EVENT_LABELS = {
+    "cancel_now": "Cancel now",
+    "cancel_at_period_end": "Cancel at the end of the paid period",
+    "refund_full": "Refund in full",
+    "refund_partial": "Refund part",
+    "decline": "Decline",
+    "fail": "Mark as failed",
+}
+CSRF_MESSAGE = "The form expired or was sent from elsewhere. Reload the page and try again."
+
+
+def _mount() -> dict[str, Any]:
+    mounts = current_app.extensions["self_billing"].extras.get(MOUNTS_KEY, {})
+    return mounts.get(request.blueprint or "", {})
+
+
+@bp.before_request
+def _require_agent() -> Any:
+    if actions.current_agent() is not None:
+        return None
+    login_url = _mount().get("login_url")
+    if login_url:
+        separator = "&" if "?" in login_url else "?"
+        return redirect(login_url + separator + urlencode({"next": request.full_path.rstrip("?")}))
+    return _render("self_billing/desk/error.html", 401, title="Sign in required",
+                   message=actions.NO_AGENT_MESSAGE)
+
+
+@bp.context_processor
+def _desk_context() -> dict[str, Any]:
+    state = current_app.extensions["self_billing"]
+    return {
+        "base_template": state.base_template,
+        "event_labels": EVENT_LABELS,
+        "agent_email": actions.current_agent(),
+        "invoice_url": _invoice_url,
+        "desk": request.blueprint,
+    }
+
+
+def _invoice_url(payment_id: str) -> str:
+    from ..api.agent import agent_invoice_url
+
+    return agent_invoice_url(payment_id)
+
+
+def _render(template: str, status: int = 200, **context: Any) -> Response:
+    return current_app.response_class(render_template(template, **context), status=status,
+                                      mimetype="text/html")
+
+
+@bp.errorhandler(BillingError)
+def _billing_error(err: BillingError) -> Response:
+    return _render("self_billing/desk/error.html", err.status, title="Something needs your attention",
+                   message=err.message)
+
+
+# -- the queue -------------------------------------------------------------------------
+
+
+@bp.get("/")
+def queue() -> Response:
+    status = request.args.get("status", "open")
+    if status not in ("open", "closed", "all"):
+        status = "open"
+    department = request.args.get("department") or None
+    try:
+        before = int(request.args["before"]) if request.args.get("before") else None
+    except ValueError:
+        before = None
+    page = service.list_tickets(status=None if status == "all" else status, department=department,
+                                limit=PAGE_SIZE, before=before)
+    return _render("self_billing/desk/queue.html", rows=page.rows, next_before=page.next_before,
+                   status=status, department=department, departments=service.list_departments())
+
+
+# -- a ticket --------------------------------------------------------------------------
+
+
+def _ticket_page(ticket_id: int, status: int = 200, error: str | None = None,
+                 event_form: EventForm | None = None, reply_form: ReplyForm | None = None) -> Response:
+    ticket = service.get_ticket(ticket_id)
+    detail = present.ticket_detail(ticket)
+    return _render(
+        "self_billing/desk/ticket.html", status,
+        ticket=detail,
+        error=error,
+        event_form=event_form or EventForm(formdata=None),
+        reply_form=reply_form or ReplyForm(formdata=None),
+    )
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def ticket(ticket_id: int) -> Response:
+    return _ticket_page(ticket_id)
+
+
+@bp.post("/tickets/<int:ticket_id>/events")
+def ticket_event(ticket_id: int) -> Response:
+    service.get_ticket(ticket_id)
+    form = EventForm()
+    if not form.validate_on_submit():
+        message = CSRF_MESSAGE if "csrf_token" in form.errors else "Choose one of the buttons shown."
+        return _ticket_page(ticket_id, 400, message, event_form=form)
+    event = form.event.data
+    amount_cents = None
+    try:
+        if event == "refund_partial":
+            try:
+                amount_cents = parse_amount(form.amount.data or "")
+            except ValueError as err:
+                raise InvalidInput(f"The amount is not valid: {err}.", fields={"amount": str(err)}) from None
+        actions.apply_ticket_event(ticket_id, actions.require_agent(), event, amount_cents,
+                                   (form.message.data or "").strip() or None)
+    except BillingError as err:
+        return _ticket_page(ticket_id, err.status, err.message, event_form=form)
+    flash(f"Done: {EVENT_LABELS.get(event, event)}.", "success")
+    return redirect(url_for(".ticket", ticket_id=ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/replies")
+def ticket_reply(ticket_id: int) -> Response:
+    service.get_ticket(ticket_id)
+    form = ReplyForm()
+    if not form.validate_on_submit():
+        return _ticket_page(ticket_id, 400, CSRF_MESSAGE, reply_form=form)
+    try:
+        actions.reply(ticket_id, actions.require_agent(), form.message.data or "")
+    except BillingError as err:
+        return _ticket_page(ticket_id, err.status, err.message, reply_form=form)
+    flash("Your reply was recorded and emailed to the customer.", "success")
+    return redirect(url_for(".ticket", ticket_id=ticket_id))
+
+
+# -- lead lookup -----------------------------------------------------------------------
+
+
+@bp.get("/leads")
+def leads() -> Response:
+    q = (request.args.get("q") or "").strip()[:MAX_QUERY_CHARS]
+    found = service.search_leads(q) if q else []
+    return _render("self_billing/desk/leads.html", q=q,
+                   leads=[present.lead_to_dict(lead, purchases) for lead, purchases in found])
+
+
+# -- manual actions on an order ----------------------------------------------------------
+
+
+def _order_page(order_id: str, status: int = 200, error: str | None = None) -> Response:
+    from ..presenters import purchase_to_dict
+
+    purchase = actions.get_purchase_by_order_id(order_id)
+    from ..db import db
+    from ..ledger.models import Lead
+
+    lead = db.session.get(Lead, purchase.lead_id)
+    return _render("self_billing/desk/order.html", status, purchase=purchase_to_dict(purchase),
+                   customer=lead, error=error, cancel_form=ManualCancelForm(formdata=None),
+                   refund_form=ManualRefundForm(formdata=None))
+
+
+@bp.get("/orders/<order_id>")
+def order(order_id: str) -> Response:
+    return _order_page(order_id)
+
+
+@bp.post("/orders/<order_id>/cancel")
+def order_cancel(order_id: str) -> Response:
+    actions.get_purchase_by_order_id(order_id)
+    form = ManualCancelForm()
+    if not form.validate_on_submit():
+        return _order_page(order_id, 400, CSRF_MESSAGE if "csrf_token" in form.errors
+                           else "Choose when to cancel.")
+    if form.when.data not in ("now", "period_end"):
+        return _order_page(order_id, 400, "Choose when to cancel: now or at the end of the paid period.")
+    try:
+        actions.manual_cancel(order_id, actions.require_agent(), form.when.data,
+                              (form.message.data or "").strip() or None)
+    except BillingError as err:
+        return _order_page(order_id, err.status, err.message)
+    flash("The subscription was cancelled." if form.when.data == "now"
+          else "The subscription will end at the end of its paid period.", "success")
+    return redirect(url_for(".order", order_id=order_id))
+
+
+@bp.post("/payments/<payment_id>/refunds")
+def payment_refund(payment_id: str) -> Response:
+    payment = actions.get_payment_by_id(payment_id)
+    from ..db import db
+    from ..ledger.models import Purchase
+
+    order_id = db.session.get(Purchase, payment.purchase_id).order_id
+    form = ManualRefundForm()
+    if not form.validate_on_submit():
+        return _order_page(order_id, 400, CSRF_MESSAGE)
+    try:
+        try:
+            amount_cents = parse_amount(form.amount.data or "")
+        except ValueError as err:
+            raise InvalidInput(f"The amount is not valid: {err}.", fields={"amount": str(err)}) from None
+        actions.manual_refund(payment_id, actions.require_agent(), amount_cents,
+                              (form.message.data or "").strip() or None)
+    except BillingError as err:
+        return _order_page(order_id, err.status, err.message)
+    flash(f"Payment {payment_id} was refunded.", "success")
+    return redirect(url_for(".order", order_id=order_id))

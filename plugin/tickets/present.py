@@ -1,0 +1,135 @@
+"""Tickets as the agent API shows them (T of contract section 5), in a constant number of queries.
+
+A list of tickets loads its requests, their history and the messages in one
+query each, whatever the page size.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..db import db
+from ..ledger.models import Lead, Purchase
+from ..money import format_amount
+from .models import Ticket, TicketMessage
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, e.g. ``2026-11-26T10:00:00Z``."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def message_to_dict(message: TicketMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "author": message.author,
+        "body": message.body,
+        "internal": message.internal,
+        "created_at": iso(message.created_at),
+    }
+
+
+def _load_requests(request_ids: list[int]) -> dict[int, Any]:
+    if not request_ids:
+        return {}
+    from ..workflows.models import BillingRequest
+
+    rows = db.session.execute(
+        select(BillingRequest)
+        .where(BillingRequest.id.in_(request_ids))
+        .options(selectinload(BillingRequest.events))
+    ).scalars()
+    return {row.id: row for row in rows}
+
+
+def _load_messages(ticket_ids: list[int]) -> dict[int, list[TicketMessage]]:
+    by_ticket: dict[int, list[TicketMessage]] = {tid: [] for tid in ticket_ids}
+    if ticket_ids:
+        rows = db.session.execute(
+            select(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids)).order_by(TicketMessage.id)
+        ).scalars()
+        for row in rows:
+            by_ticket[row.ticket_id].append(row)
+    return by_ticket
+
+
+def request_dict(request: Any) -> dict[str, Any] | None:
+    if request is None:
+        return None
+    from ..presenters import request_to_dict
+
+    return request_to_dict(request, request.events)
+
+
+def tickets_to_dicts(rows: list[tuple[Ticket, str, str]]) -> list[dict[str, Any]]:
+    """T for each (ticket, order_id, email) row."""
+    tickets = [row[0] for row in rows]
+    requests = _load_requests([t.request_id for t in tickets if t.request_id is not None])
+    messages = _load_messages([t.id for t in tickets])
+    return [
+        {
+            "id": ticket.id,
+            "subject": ticket.subject,
+            "department": ticket.department.name,
+            "status": ticket.status,
+            "order_id": order_id,
+            "email": email,
+            "external_ref": ticket.external_ref,
+            "created_at": iso(ticket.created_at),
+            "closed_at": iso(ticket.closed_at),
+            "request": request_dict(requests.get(ticket.request_id)) if ticket.request_id else None,
+            "messages": [message_to_dict(m) for m in messages[ticket.id]],
+        }
+        for ticket, order_id, email in rows
+    ]
+
+
+def ticket_detail(ticket: Ticket) -> dict[str, Any]:
+    """T with ``available_events``, the purchase (with its payment history) and, for a refund, what remains."""
+    from ..presenters import purchase_to_dict
+    from .actions import available_events, request_of
+
+    purchase = db.session.get(Purchase, ticket.purchase_id)
+    lead = db.session.get(Lead, ticket.lead_id)
+    body = tickets_to_dicts([(ticket, purchase.order_id, lead.email)])[0]
+    request = request_of(ticket)
+    body["available_events"] = available_events(request)
+    body["purchase"] = purchase_to_dict(purchase)
+    body["customer"] = {"email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name}
+    if request is not None and request.type == "refund" and request.payment_id is not None:
+        from ..ledger.models import Payment
+
+        payment = db.session.get(Payment, request.payment_id)
+        body["payment"] = {
+            "payment_id": payment.payment_id,
+            "amount": format_amount(payment.amount_cents),
+            "refunded_amount": format_amount(payment.refunded_cents),
+            "remaining_amount": format_amount(payment.remaining_cents),
+            "currency": payment.currency,
+            "paid_at": iso(payment.paid_at),
+        }
+    return body
+
+
+def lead_to_dict(lead: Lead, purchases: list[Purchase]) -> dict[str, Any]:
+    """A lead as the "Orders tab" shows it: each order's Order ID with the lead's email."""
+    return {
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "orders": [
+            {
+                "order_id": p.order_id,
+                "product": p.product,
+                "status": p.status,
+                "purchased_at": iso(p.purchased_at),
+                "email": lead.email,
+            }
+            for p in purchases
+        ],
+    }
