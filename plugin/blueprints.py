@@ -9,10 +9,13 @@ from flask import Flask
 BLUEPRINTS: tuple[tuple[str, str], ...] = (
     ("plugin.health", ""),
     ("plugin.api.admin", "/api/admin"),
+    ("plugin.api.admin_emails", "/api/admin"),
     ("plugin.api.portal", "/api/portal"),
     ("plugin.api.agent", "/api/agent"),
     ("plugin.payments.sandbox_views", "/sandbox"),
     ("plugin.portal.views", "/portal"),
+    ("plugin.invoices.views", "/portal"),
+    ("plugin.invoices.agent_views", "/api/agent"),
     ("plugin.tickets.desk", "/desk"),
 )
 

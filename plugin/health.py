@@ -1,9 +1,7 @@
 """``GET {prefix}/healthz``: is the database reachable, can PDFs be made, how long is the mail queue."""
 from __future__ import annotations
 
-import shutil
-
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from .db import db
@@ -12,9 +10,10 @@ bp = Blueprint("self_billing_health", __name__)
 
 
 def pdf_available() -> bool:
-    """True when the wkhtmltopdf binary can be found."""
-    configured = current_app.config.get("SELF_BILLING_WKHTMLTOPDF")
-    return bool(shutil.which(configured or "wkhtmltopdf"))
+    """True when the wkhtmltopdf binary can be found (the same lookup invoices use)."""
+    from .invoices.render import find_wkhtmltopdf
+
+    return find_wkhtmltopdf() is not None
 
 
 def mail_queue_length() -> int:

@@ -1,0 +1,36 @@
+"""The agent's invoice download: ``GET {prefix}/api/agent/payments/<payment_id>/invoice.pdf``.
+
+Any payment, for any agent the host's ``agent_loader`` vouches for; no agent is 401.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from ..api.common import install_json_errors
+from ..errors import NotLoggedIn
+from ..templating import TEMPLATE_FOLDER
+from . import service
+from .render import RenderError
+from .views import render_error_response, send_invoice
+
+bp = Blueprint("self_billing_invoices_agent", __name__, template_folder=TEMPLATE_FOLDER)
+install_json_errors(bp)
+bp.register_error_handler(RenderError, render_error_response)
+
+NO_AGENT_MESSAGE = "Sign in to the helpdesk as an agent to download invoices."
+
+
+def require_agent() -> str:
+    """The signed-in agent's email from the host's ``agent_loader``, or 401."""
+    loader = current_app.extensions["self_billing"].agent_loader
+    agent = loader() if loader is not None else None
+    if not isinstance(agent, str) or not agent.strip():
+        raise NotLoggedIn(NO_AGENT_MESSAGE, code="agent_required")
+    return agent.strip()
+
+
+@bp.get("/payments/<payment_id>/invoice.pdf")
+def agent_invoice(payment_id: str) -> Response:
+    require_agent()
+    payment = service.payment_for_agent(payment_id)
+    return send_invoice(service.invoice_file(payment))
