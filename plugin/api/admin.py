@@ -1,9 +1,154 @@
-"""The admin JSON API (contract: ../shared/contract.md)."""
+"""The merchant API (contract section 3): settings, price points, orders, payments, sandbox faults.
+
+Beyond the contract: ``GET /price-points/<code>`` and ``GET /sandbox/faults``
+read back what the PUTs wrote, and ``GET /orders/<order_id>`` adds the
+purchase's ``price_point``, ``lead``, each payment's ``bill_to`` and its ``tickets``.
+
+Every route needs ``Authorization: Bearer <SELF_BILLING_ADMIN_TOKEN>``; the token
+is compared in constant time. A missing or wrong token answers 401 with
+``WWW-Authenticate: Bearer``. While ``SELF_BILLING_ADMIN_TOKEN`` is unset (or
+empty) the merchant API is off and every route answers **404**
+``merchant_api_off``: an API that is switched off does not exist, and a 401
+would only invite clients to guess tokens.
+
+The views only translate HTTP: path ids are checked with
+:func:`plugin.ledger.schemas.is_valid_id`, bodies with the schemas of
+:mod:`plugin.ledger.schemas` through :func:`.common.parse_body`, and the work is
+done by :mod:`plugin.ledger.service`, the same functions hosts call in-process.
+PUTs answer 201 when they created something and 200 when they replaced it; the
+same request twice leaves the same rows.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+from typing import Any
 
-from .common import install_json_errors
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from ..errors import NotFound, NotLoggedIn
+from ..ledger import service
+from ..ledger.present import payment_to_dict, price_point_to_dict
+from ..ledger.schemas import FaultsIn, OrderIn, PaymentIn, PricePointIn, SettingsIn
+from .common import install_json_errors, parse_body
 
 bp = Blueprint("self_billing_api_admin", __name__)
 install_json_errors(bp)
+
+REALM = "Self-Billing merchant API"
+
+
+def _configured_token() -> str | None:
+    token = current_app.config.get("SELF_BILLING_ADMIN_TOKEN")
+    if token is None or not str(token).strip():
+        return None
+    return str(token)
+
+
+@bp.before_request
+def _require_token() -> None:
+    expected = _configured_token()
+    if expected is None:
+        raise NotFound(
+            "The merchant API is off. Set SELF_BILLING_ADMIN_TOKEN in the app's configuration to turn it on.",
+            code="merchant_api_off",
+        )
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        g.self_billing_auth_error = None
+        raise NotLoggedIn(
+            "The merchant API needs 'Authorization: Bearer <token>' with the SELF_BILLING_ADMIN_TOKEN.",
+            code="unauthorized",
+        )
+    if not hmac.compare_digest(given.strip().encode("utf-8"), expected.encode("utf-8")):
+        g.self_billing_auth_error = "invalid_token"
+        raise NotLoggedIn(
+            "The bearer token is wrong; send the SELF_BILLING_ADMIN_TOKEN configured on the app.",
+            code="invalid_token",
+        )
+
+
+@bp.after_request
+def _challenge(response: Response) -> Response:
+    if response.status_code == 401:
+        challenge = f'Bearer realm="{REALM}"'
+        error = g.get("self_billing_auth_error")
+        if error:
+            challenge += f', error="{error}"'
+        response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+@bp.get("/settings")
+def get_settings() -> Response:
+    return _answer(service.settings_to_dict(service.get_settings()))
+
+
+@bp.put("/settings")
+def put_settings() -> Response:
+    data = parse_body(SettingsIn)
+    return _answer(service.settings_to_dict(service.update_settings(data)))
+
+
+# -- price points -----------------------------------------------------------------------
+
+
+@bp.get("/price-points/<code>")
+def get_price_point(code: str) -> Response:
+    return _answer(price_point_to_dict(service.read_price_point(code)))
+
+
+@bp.put("/price-points/<code>")
+def put_price_point(code: str) -> Response:
+    service.check_id(code, "code")
+    data = parse_body(PricePointIn)
+    price, created = service.upsert_price_point(code, data)
+    return _answer(price_point_to_dict(price), 201 if created else 200)
+
+
+# -- orders and payments ----------------------------------------------------------------
+
+
+@bp.put("/orders/<order_id>")
+def put_order(order_id: str) -> Response:
+    service.check_id(order_id, "order_id")
+    data = parse_body(OrderIn)
+    purchase, created = service.upsert_order(order_id, data)
+    return _answer(service.order_to_dict(purchase), 201 if created else 200)
+
+
+@bp.get("/orders/<order_id>")
+def get_order(order_id: str) -> Response:
+    service.check_id(order_id, "order_id")
+    return _answer(service.order_to_dict(service.get_purchase(order_id)))
+
+
+@bp.post("/orders/<order_id>/payments")
+def post_payment(order_id: str) -> Response:
+    service.check_id(order_id, "order_id")
+    data = parse_body(PaymentIn)
+    payment, created = service.record_payment(order_id, data)
+    return _answer(payment_to_dict(payment, payment.purchase), 201 if created else 200)
+
+
+# -- the sandbox processor --------------------------------------------------------------
+
+
+@bp.get("/sandbox/faults")
+def get_faults() -> Response:
+    return _answer(service.get_sandbox_faults())
+
+
+@bp.put("/sandbox/faults")
+def put_faults() -> Response:
+    service.require_sandbox()
+    data = parse_body(FaultsIn)
+    return _answer(service.set_sandbox_faults(data))

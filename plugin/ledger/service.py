@@ -1,13 +1,16 @@
 """The merchant's operations on the ledger, as a Python API.
 
 Hosts that sync orders in-process call these directly; the merchant HTTP API
-(``plugin.api.admin``) validates with the same schemas and calls these too.
-Each function commits its own transaction and is idempotent: the same input
-twice leaves the same rows.
+(``plugin.api.admin``) validates with the same schemas and calls these too, so
+both give the same answers and the same errors. Each write function takes its
+schema model or a plain mapping (validated with :func:`.schemas.validate`),
+commits its own transaction, and is idempotent: the same input twice leaves the
+same rows. A function that fails rolls back and writes nothing.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,9 +19,46 @@ from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
 from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
 from .periods import add_interval
-from .schemas import CardMethodIn, OrderIn, PaymentIn, PricePointIn, SettingsIn, money_cents
+from .present import iso_utc
+from .schemas import (
+    CardMethodIn,
+    FaultsIn,
+    OrderIn,
+    PaymentIn,
+    PricePointIn,
+    SettingsIn,
+    is_valid_id,
+    money_cents,
+    validate,
+)
 
 SETTINGS_ID = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _atomic(fn: F) -> F:
+    """Roll back whatever ``fn`` left in the session when it fails, so a failure writes nothing."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_id(value: str, field: str) -> str:
+    """``value`` when it is an id of the accepted form, else a 400 naming ``field``."""
+    if not is_valid_id(value):
+        raise InvalidInput(
+            f"The {field} in the URL is not valid: use 1 to 64 letters, digits, '.', '_' or '-'.",
+            fields={field: "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"},
+        )
+    return value
 
 
 # -- settings --------------------------------------------------------------------------
@@ -49,8 +89,10 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
     }
 
 
-def update_settings(data: SettingsIn) -> Settings:
+@_atomic
+def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
     """Apply any subset of the settings."""
+    data = validate(SettingsIn, data)
     settings = get_settings()
     if data.enabled is not None:
         settings.enabled = data.enabled
@@ -69,8 +111,11 @@ def update_settings(data: SettingsIn) -> Settings:
 # -- price points ----------------------------------------------------------------------
 
 
-def upsert_price_point(code: str, data: PricePointIn) -> tuple[PricePoint, bool]:
+@_atomic
+def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tuple[PricePoint, bool]:
     """Create or replace the price point ``code``. Returns it and whether it was created."""
+    check_id(code, "code")
+    data = validate(PricePointIn, data)
     price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
     created = price is None
     if created:
@@ -133,7 +178,20 @@ def _apply_card(purchase: Purchase, card: CardMethodIn) -> None:
     match.is_default = True
 
 
+def read_price_point(code: str) -> PricePoint:
+    """The price point ``code``, or a 404 (for reading it back)."""
+    check_id(code, "code")
+    price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
+    if price is None:
+        raise NotFound(
+            f"There is no price point {code!r}; create it with PUT /api/admin/price-points/{code}.",
+            code="price_point_not_found",
+        )
+    return price
+
+
 def get_price_point(code: str) -> PricePoint:
+    """The price point ``code``; an unknown one is a 400 on ``price_point`` (orders name it)."""
     price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
     if price is None:
         raise InvalidInput(
@@ -144,13 +202,19 @@ def get_price_point(code: str) -> PricePoint:
     return price
 
 
-def upsert_order(order_id: str, data: OrderIn, _attempt: int = 0) -> tuple[Purchase, bool]:
+@_atomic
+def upsert_order(
+    order_id: str, data: OrderIn | Mapping[str, Any], _attempt: int = 0
+) -> tuple[Purchase, bool]:
     """Create or replace the purchase ``order_id``; the lead is found or created by email.
 
     Replacing keeps what the purchase has lived through (payments, status,
     cancellation) and replaces who bought it, the price point, the bill-to
-    address and the payment method.
+    address and the payment method. Payments already made keep the bill-to
+    address they were made with.
     """
+    check_id(order_id, "order_id")
+    data = validate(OrderIn, data)
     price = get_price_point(data.price_point)
     kind = "subscription" if price.is_recurring else "one_time"
     lead = find_or_create_lead(str(data.email), data.first_name, data.last_name)
@@ -220,14 +284,25 @@ def _refresh_next_payment(purchase: Purchase) -> None:
 
 
 def get_purchase(order_id: str) -> Purchase:
+    """The purchase ``order_id``, or a 404."""
+    check_id(order_id, "order_id")
     purchase = db.session.execute(select(Purchase).where(Purchase.order_id == order_id)).scalar_one_or_none()
     if purchase is None:
         raise NotFound(f"There is no order {order_id!r}.", code="order_not_found")
     return purchase
 
 
-def record_payment(order_id: str, data: PaymentIn, _attempt: int = 0) -> tuple[Payment, bool]:
-    """Record a completed payment of ``order_id``. The same payment_id twice is one payment."""
+@_atomic
+def record_payment(
+    order_id: str, data: PaymentIn | Mapping[str, Any], _attempt: int = 0
+) -> tuple[Payment, bool]:
+    """Record a completed payment of ``order_id``. Returns it and whether it is new.
+
+    The same payment_id twice is one payment; the same payment_id with another
+    time or amount is a conflict (a different payment needs its own id).
+    """
+    check_id(order_id, "order_id")
+    data = validate(PaymentIn, data)
     purchase = get_purchase(order_id)
     existing = db.session.execute(
         select(Payment).where(Payment.payment_id == data.payment_id)
@@ -235,7 +310,16 @@ def record_payment(order_id: str, data: PaymentIn, _attempt: int = 0) -> tuple[P
     if existing is not None:
         if existing.purchase_id != purchase.id:
             raise Conflict(
-                f"Payment {data.payment_id!r} is already recorded on another order.", code="payment_id_taken"
+                f"Payment {data.payment_id!r} is already recorded on another order; "
+                "give each payment its own payment_id.",
+                code="payment_id_taken",
+            )
+        wanted = money_cents(data.amount) if data.amount is not None else existing.amount_cents
+        if existing.paid_at != data.paid_at or existing.amount_cents != wanted:
+            raise Conflict(
+                f"Payment {data.payment_id!r} is already recorded with another time or amount; "
+                "a different payment needs its own payment_id.",
+                code="payment_id_reused",
             )
         return existing, False
     if purchase.status == "cancelled" and purchase.cancelled_at and data.paid_at > purchase.cancelled_at:
@@ -272,3 +356,77 @@ def record_payment(order_id: str, data: PaymentIn, _attempt: int = 0) -> tuple[P
             raise
         return record_payment(order_id, data, _attempt + 1)
     return payment, True
+
+
+# -- what the merchant reads back ----------------------------------------------------------
+
+
+def order_to_dict(purchase: Purchase) -> dict[str, Any]:
+    """The purchase as the customer sees it (contract P, with its requests), plus the merchant's extras.
+
+    Extras: ``price_point`` (its code), ``lead`` (email and names), each
+    payment's ``bill_to`` (the address it was invoiced to) and ``tickets``
+    (id, subject, department, status) opened for the purchase's requests.
+    """
+    from ..presenters import purchase_to_dict
+    from ..tickets.models import Ticket
+
+    data = purchase_to_dict(purchase)
+    data["price_point"] = purchase.price_point.code
+    lead = db.session.get(Lead, purchase.lead_id)
+    data["lead"] = {"email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name}
+    bill_to = {
+        payment_id: dict(address or {})
+        for payment_id, address in db.session.execute(
+            select(Payment.payment_id, Payment.bill_to).where(Payment.purchase_id == purchase.id)
+        )
+    }
+    for payment in data.get("payments", []):
+        payment["bill_to"] = bill_to.get(payment["payment_id"], {})
+    tickets = db.session.execute(
+        select(Ticket).where(Ticket.purchase_id == purchase.id).order_by(Ticket.id)
+    ).scalars()
+    data["tickets"] = [
+        {
+            "id": ticket.id,
+            "subject": ticket.subject,
+            "department": ticket.department.name,
+            "status": ticket.status,
+            "created_at": iso_utc(ticket.created_at),
+        }
+        for ticket in tickets
+    ]
+    return data
+
+
+# -- the sandbox processor's fault injection -----------------------------------------------
+
+
+def require_sandbox(what: str = "Fault injection") -> Any:
+    """The sandbox gateway, or a 404 saying ``what`` exists only with the sandbox processor."""
+    from ..payments import get_gateway
+    from ..payments.sandbox import SandboxGateway
+
+    gateway = get_gateway()
+    if not isinstance(gateway, SandboxGateway):
+        raise NotFound(
+            f"{what} exists only on the sandbox processor, and this app uses "
+            f"the {getattr(gateway, 'name', 'configured')!r} gateway (SELF_BILLING_GATEWAY).",
+            code="sandbox_not_in_use",
+        )
+    return gateway
+
+
+def get_sandbox_faults() -> dict[str, int]:
+    """How many of the next refund, cancel and attach_card calls the sandbox will fail."""
+    return require_sandbox().set_faults({})
+
+
+def set_sandbox_faults(data: FaultsIn | Mapping[str, Any]) -> dict[str, int]:
+    """Make the sandbox fail the next n calls of each kind given; answers every kind's count.
+
+    404 when the configured gateway is not the sandbox.
+    """
+    gateway = require_sandbox()
+    data = validate(FaultsIn, data)
+    return gateway.set_faults(data.model_dump(exclude_none=True))

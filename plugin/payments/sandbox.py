@@ -40,6 +40,10 @@ _BRANDS = (
 )
 
 
+class _OverRefund(Exception):
+    """Rolls back a refund claim that would return more than was paid."""
+
+
 def luhn_valid(number: str) -> bool:
     """True when ``number`` passes the Luhn checksum."""
     total = 0
@@ -143,23 +147,31 @@ class SandboxGateway:
         self._maybe_fail("refund")
         if amount_cents <= 0:
             raise GatewayError("A refund must be more than zero.")
-        with db.engine.connect() as conn:
-            already = conn.execute(
-                select(func.coalesce(func.sum(SandboxOperation.amount_cents), 0)).where(
-                    SandboxOperation.kind == "refund", SandboxOperation.target == payment.payment_id
-                )
-            ).scalar_one()
-        if already + amount_cents > payment.amount_cents:
-            raise GatewayError("The refund is more than what remains of the payment at the processor.")
         reference = "re_" + secrets.token_hex(10)
         try:
-            self._record(
-                idempotency_key=idempotency_key,
-                kind="refund",
-                target=payment.payment_id,
-                amount_cents=amount_cents,
-                reference=reference,
-            )
+            # Claim the key first, then check the total in the same transaction: a concurrent call
+            # with the same key waits on the key's unique index and then replays our result, and
+            # on SQLite the insert's write lock makes the total check and the claim one step.
+            with db.engine.begin() as conn:
+                conn.execute(
+                    insert(SandboxOperation).values(
+                        created_at=utcnow(),
+                        idempotency_key=idempotency_key,
+                        kind="refund",
+                        target=payment.payment_id,
+                        amount_cents=amount_cents,
+                        reference=reference,
+                    )
+                )
+                total = conn.execute(
+                    select(func.coalesce(func.sum(SandboxOperation.amount_cents), 0)).where(
+                        SandboxOperation.kind == "refund", SandboxOperation.target == payment.payment_id
+                    )
+                ).scalar_one()
+                if total > payment.amount_cents:
+                    raise _OverRefund()
+        except _OverRefund:
+            raise GatewayError("The refund is more than what remains of the payment at the processor.") from None
         except IntegrityError:  # the same key raced us: its result stands
             previous = self._replay(idempotency_key)
             assert previous is not None
