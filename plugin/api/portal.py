@@ -1,9 +1,207 @@
-"""The portal JSON API (contract: ../shared/contract.md)."""
+"""The customer portal's JSON API (contract section 4), under ``{prefix}/api/portal``.
+
+Views only translate HTTP: the rules live in :mod:`plugin.portal.login`,
+:mod:`plugin.portal.access` and :mod:`plugin.portal.actions`.
+
+Before every view: self-service billing must be enabled (else 403
+``portal_disabled``), and every state-changing request except the login must
+carry the ``X-CSRFToken`` header with the token the login answered
+(:mod:`plugin.portal.security`). Failed logins are rate limited
+(:mod:`plugin.portal.limits`).
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
 
-from .common import install_json_errors
+from flask import Blueprint, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import generate_csrf
+
+from ..errors import NotFound, error_response
+from ..ledger.models import Lead
+from ..ledger.schemas import Address
+from ..portal import actions
+from ..portal.access import check_door
+from ..portal.auth import login_lead, logout, require_lead
+from ..portal.limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
+from ..portal.login import authenticate, parse_login
+from ..portal.security import check_json_csrf
+from .common import install_json_errors, parse_body, read_json
 
 bp = Blueprint("self_billing_api_portal", __name__)
 install_json_errors(bp)
+
+_CSRF_EXEMPT = {"login"}
+
+
+@bp.before_request
+def _guard() -> None:
+    check_door("api")
+    endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
+    if endpoint not in _CSRF_EXEMPT:
+        check_json_csrf()
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(_err: RateLimitExceeded):
+    seconds = retry_after_seconds()
+    response = error_response(429, "rate_limited", too_many_message(seconds), retry_after=seconds)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _lead_dict(lead: Lead) -> dict[str, str]:
+    return {"email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name}
+
+
+def _body() -> dict[str, Any]:
+    data = read_json()
+    if not isinstance(data, dict):
+        from ..errors import InvalidInput
+
+        raise InvalidInput("The body must be a JSON object.")
+    return data
+
+
+def _reason_only(data: dict[str, Any]) -> Any:
+    unknown = sorted(set(data) - {"reason"})
+    if unknown:
+        from ..errors import InvalidInput
+
+        raise InvalidInput(
+            f"Only 'reason' may be sent; unknown: {', '.join(unknown)}.",
+            fields={name: "unknown field" for name in unknown},
+        )
+    return data.get("reason")
+
+
+# -- session ----------------------------------------------------------------------------
+
+
+@bp.post("/login")
+def login():
+    try:
+        fields = parse_login(read_json())
+        lead = authenticate(fields.order_id, fields.email)
+    except Exception as err:
+        from ..errors import NotLoggedIn
+
+        if isinstance(err, NotLoggedIn):
+            mark_login_failed()
+        raise
+    login_lead(lead)
+    return jsonify({"lead": _lead_dict(lead), "csrf_token": generate_csrf()})
+
+
+@bp.post("/logout")
+def logout_view():
+    logout()
+    return jsonify({"logged_out": True})
+
+
+@bp.get("/session")
+def session_view():
+    """Who is logged in, with a fresh CSRF token (for clients whose token aged out)."""
+    lead = require_lead()
+    return jsonify({"lead": _lead_dict(lead), "csrf_token": generate_csrf()})
+
+
+# -- purchases ----------------------------------------------------------------------------
+
+
+@bp.get("/purchases")
+def purchases():
+    from ..presenters import purchases_for_lead
+
+    lead = require_lead()
+    return jsonify({"purchases": purchases_for_lead(lead.id)})
+
+
+@bp.get("/purchases/<order_id>")
+def purchase(order_id: str):
+    lead = require_lead()
+    return jsonify(actions.present(actions.own_purchase(lead.id, order_id)))
+
+
+@bp.post("/purchases/<order_id>/cancel")
+def cancel(order_id: str):
+    from ..presenters import request_to_dict
+
+    lead = require_lead()
+    actions.own_purchase(lead.id, order_id)  # 404 before reading the body
+    billing_request = actions.cancel_purchase(lead.id, order_id, _reason_only(_body()))
+    return jsonify({"request": request_to_dict(billing_request)}), 202
+
+
+@bp.post("/payments/<payment_id>/refund")
+def refund(payment_id: str):
+    from ..presenters import request_to_dict
+
+    lead = require_lead()
+    actions.own_payment(lead.id, payment_id)
+    billing_request = actions.refund_payment(lead.id, payment_id, _reason_only(_body()))
+    return jsonify({"request": request_to_dict(billing_request)}), 202
+
+
+@bp.put("/purchases/<order_id>/billing-address")
+def billing_address(order_id: str):
+    lead = require_lead()
+    actions.own_purchase(lead.id, order_id)
+    address = parse_body(Address)
+    updated = actions.update_billing_address(lead.id, order_id, address)
+    return jsonify(actions.present(updated))
+
+
+# -- payment methods --------------------------------------------------------------------------
+
+
+@bp.get("/purchases/<order_id>/payment-methods")
+def payment_methods(order_id: str):
+    lead = require_lead()
+    _purchase, cards = actions.list_cards(lead.id, order_id)
+    return jsonify({"payment_methods": [actions.card_to_dict(c) for c in cards]})
+
+
+@bp.post("/purchases/<order_id>/payment-methods")
+def add_payment_method(order_id: str):
+    lead = require_lead()
+    actions.own_purchase(lead.id, order_id)
+    data = _body()
+    unknown = sorted(set(data) - {"token"})
+    if unknown:
+        from ..errors import InvalidInput
+
+        raise InvalidInput(
+            "Send only the processor's card token, as {\"token\": \"...\"}; never card numbers.",
+            fields={name: "unknown field" for name in unknown},
+        )
+    method, created = actions.add_card(lead.id, order_id, data.get("token"))
+    return jsonify(actions.card_to_dict(method)), 201 if created else 200
+
+
+def _method_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(actions.CARD_NOT_FOUND, code="payment_method_not_found")
+    return int(raw)
+
+
+@bp.post("/purchases/<order_id>/payment-methods/<method_id>/default")
+def default_payment_method(order_id: str, method_id: str):
+    lead = require_lead()
+    method = actions.set_default_card(lead.id, order_id, _method_id(method_id))
+    return jsonify(actions.card_to_dict(method))
+
+
+@bp.delete("/purchases/<order_id>/payment-methods/<method_id>")
+def delete_payment_method(order_id: str, method_id: str):
+    lead = require_lead()
+    actions.remove_card(lead.id, order_id, _method_id(method_id))
+    _purchase, cards = actions.list_cards(lead.id, order_id)
+    return jsonify({"removed": True, "payment_methods": [actions.card_to_dict(c) for c in cards]})
+
+
+# Registered last: the deferred route registrations above must have run first.
+@bp.record
+def _limit_logins(state: BlueprintSetupState) -> None:
+    limit_login_view(state.app, f"{state.name_prefix}.{state.name}.login".lstrip("."))

@@ -76,8 +76,14 @@ def current_lead_id() -> int | None:
 
 def _login_redirect_target() -> str:
     """The login page of the portal the request came through (the helpdesk tab or the standalone one)."""
-    tabs: list[str] = current_app.extensions["self_billing"].extras.get("portal_blueprints", [])
-    name = request.blueprint if request.blueprint in tabs else (tabs[0] if tabs else None)
+    #: blueprint name -> "standalone" | "helpdesk", filled as the portal blueprint is registered
+    tabs: dict[str, str] = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    if request.blueprint in tabs:
+        name: str | None = request.blueprint
+    else:
+        from .access import door_open
+
+        name = next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))
     if name is None:
         return "/"
     return url_for(f"{name}.index", next=request.full_path.rstrip("?"))

@@ -1,6 +1,449 @@
-"""HTML pages of the customer portal."""
+"""HTML pages of the customer portal: the Order-ID login and My Orders with its actions.
+
+One blueprint serves both doors of the spec:
+
+- the standalone portal, mounted by ``init_app`` at ``{prefix}/portal/`` in
+  its own small layout (``self_billing/portal/standalone.html``);
+- the helpdesk's My Orders tab: the same blueprint registered a second time by
+  :func:`register_my_orders_tab` (``SelfBilling.register_my_orders_tab``) at a
+  path of the host's choosing, its pages extending the host's
+  ``base_template`` (they fill its ``content`` block).
+
+The merchant's ``portal`` setting decides which door is open (the other
+answers 404 with a message); with self-service billing disabled every page
+answers 403 saying so and shows nothing else.
+
+Views only translate HTTP: rules are in :mod:`.actions`, :mod:`.login`,
+:mod:`.access`; forms (with CSRF tokens) in :mod:`.forms`; formatting in
+:mod:`.display`.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+from urllib.parse import urlsplit
 
-bp = Blueprint("self_billing_portal", __name__)
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+from flask_limiter.errors import RateLimitExceeded
+from pydantic import ValidationError
+
+from ..db import db
+from ..errors import BillingError, Conflict, InvalidInput, NotAllowed, NotFound, NotLoggedIn, PaymentDeclined, Unavailable
+from ..ledger.models import Lead, Purchase
+from ..ledger.schemas import Address
+from ..ledger.service import get_settings
+from ..templating import TEMPLATE_FOLDER
+from . import actions
+from .access import check_door
+from .auth import current_lead_id, login_lead, logout, require_lead
+from .display import FILTERS, date
+from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm, LoginForm, ReasonForm
+from ..payments.interface import PayPalManaged
+from .limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
+from .login import WRONG_PAIR_MESSAGE, authenticate
+
+bp = Blueprint("self_billing_portal", __name__, template_folder=TEMPLATE_FOLDER)
+
+#: Registration option naming the door a registration of this blueprint serves.
+MODE_OPTION = "self_billing_mode"
+STANDALONE_LAYOUT = "self_billing/portal/standalone.html"
+FLASH_OK = "self_billing"
+FLASH_ERROR = "self_billing_error"
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def register_my_orders_tab(app: Flask, url_prefix: str, name: str = "self_billing_my_orders") -> None:
+    """Serve the portal as the host helpdesk's My Orders tab at ``url_prefix``, inside its layout.
+
+    The pages extend the ``base_template`` given to ``init_app`` (they fill its
+    ``{% block content %}`` and ``{% block title %}``). Call after ``init_app``.
+    """
+    state = app.extensions.get("self_billing")
+    if state is None:
+        raise RuntimeError("Call SelfBilling.init_app(app) before register_my_orders_tab(app, ...).")
+    if not state.base_template:
+        raise RuntimeError(
+            "The My Orders tab renders inside the host's layout: pass base_template='your/layout.html' "
+            "to SelfBilling.init_app."
+        )
+    app.register_blueprint(bp, url_prefix=url_prefix.rstrip("/"), name=name, **{MODE_OPTION: "helpdesk"})
+
+
+def _door() -> str:
+    doors = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    return doors.get(request.blueprint, "standalone")
+
+
+def _layout() -> str:
+    if _door() == "helpdesk":
+        return current_app.extensions["self_billing"].base_template or STANDALONE_LAYOUT
+    return STANDALONE_LAYOUT
+
+
+def _url(endpoint: str, **values: Any) -> str:
+    return url_for(f"{request.blueprint}.{endpoint}", **values)
+
+
+def render(template: str, status: int = 200, **context: Any):
+    """Render a portal page in the layout of the door it came through."""
+    context.setdefault("lead", None)
+    body = render_template(
+        f"self_billing/portal/{template}",
+        sb_layout=_layout(),
+        sb_door=_door(),
+        sb_url=_url,
+        sb_messages=get_flashed_messages(with_categories=True, category_filter=[FLASH_OK, FLASH_ERROR]),
+        sb_logout_form=ActionForm(prefix="logout") if context.get("lead") else None,
+        **context,
+    )
+    return body, status
+
+
+# -- guards and errors --------------------------------------------------------------------------
+
+
+@bp.before_request
+def _guard() -> None:
+    check_door(_door())  # type: ignore[arg-type]
+
+
+@bp.errorhandler(BillingError)
+def _billing_error(err: BillingError):
+    if isinstance(err, NotAllowed) and err.code == "portal_disabled":
+        return render("message.html", 403, title="Self-service billing is not enabled", message=err.message,
+                      show_home=False)
+    if isinstance(err, NotLoggedIn):
+        return redirect(_url("index"))
+    lead_id = current_lead_id()
+    return render("message.html", err.status, title=_error_title(err), message=err.message,
+                  show_home=lead_id is not None or not isinstance(err, NotFound) or err.code != "portal_not_offered")
+
+
+def _error_title(err: BillingError) -> str:
+    if err.code == "portal_not_offered":
+        return "Not offered here"
+    return {404: "Not found", 409: "Not possible right now", 402: "Card declined", 503: "Please try again later",
+            403: "Not allowed"}.get(err.status, "Something was not right")
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(_err: RateLimitExceeded):
+    seconds = retry_after_seconds()
+    body, status = render("login.html", 429, form=LoginForm(), error=too_many_message(seconds))
+    return body, status, {"Retry-After": str(seconds)}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (never another host) is followed after login."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def _csrf_failed(form: Any) -> bool:
+    return "csrf_token" in form.errors
+
+
+# -- login, My Orders, logout ------------------------------------------------------------------
+
+
+@bp.get("/")
+def index():
+    lead_id = current_lead_id()
+    lead = db.session.get(Lead, lead_id) if lead_id is not None else None
+    if lead is None:
+        return render("login.html", form=LoginForm(), next=_safe_next(request.args.get("next")))
+    from ..presenters import purchases_for_lead
+
+    return render("orders.html", lead=lead, purchases=purchases_for_lead(lead.id),
+                  paypal_manage_url=PayPalManaged.manage_url)
+
+
+@bp.post("/login")
+def login():
+    form = LoginForm()
+    next_url = _safe_next(request.form.get("next"))
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if _csrf_failed(form) else None
+        return render("login.html", 400, form=form, error=error, next=next_url)
+    try:
+        lead = authenticate(form.order_id.data.strip(), form.email.data)
+    except NotLoggedIn:
+        mark_login_failed()
+        return render("login.html", 401, form=form, error=WRONG_PAIR_MESSAGE, next=next_url)
+    login_lead(lead)
+    return redirect(next_url or _url("index"))
+
+
+@bp.post("/logout")
+def logout_view():
+    form = ActionForm(prefix="logout")
+    if form.validate_on_submit():
+        logout()
+        flash("You are logged out.", FLASH_OK)
+    else:
+        flash(CSRF_MESSAGE, FLASH_ERROR)
+    return redirect(_url("index"))
+
+
+# -- cancellation and refund --------------------------------------------------------------------
+
+
+def _cancel_preview(purchase: Purchase) -> str:
+    """What confirming will do, told before the customer confirms."""
+    settings = get_settings()
+    if settings.cancellation_mode == "automatic":
+        if purchase.price_point.cancellation == "delayed" and purchase.next_payment_at is not None:
+            return (f"Your subscription will stay active until {date(purchase.next_payment_at)} and then end. "
+                    "You will not be charged again.")
+        return "Your subscription will end right away. You will not be charged again."
+    return ("Your request will be sent to our billing team, who will handle it and email you. "
+            "Until then, your subscription stays as it is.")
+
+
+def _cancel_outcome(purchase: Purchase, billing_request: Any) -> str:
+    product = purchase.product
+    if billing_request.outcome == "cancelled":
+        return f"Your subscription to {product} is cancelled. You will not be charged again."
+    if billing_request.outcome == "cancel_scheduled":
+        return (f"Your subscription to {product} will end on {date(purchase.cancels_at)}. "
+                "You will not be charged again.")
+    if billing_request.outcome == "declined":
+        return f"Your cancellation request for {product} was declined. Check your email for the reason."
+    if billing_request.state == "ticketed":
+        return (f"Your cancellation request for {product} was sent to our billing team as ticket "
+                f"{billing_request.ticket_id}. We will email you when it is handled.")
+    return f"Your cancellation request for {product} is being processed. Reload this page in a minute to see it."
+
+
+def _refund_outcome(payment: Any, billing_request: Any) -> str:
+    from .display import money
+
+    amount_cents = billing_request.amount_cents if billing_request.amount_cents is not None else payment.remaining_cents
+    from ..money import format_amount
+
+    amount = money(format_amount(amount_cents), payment.currency)
+    if billing_request.outcome in ("refunded", "partially_refunded"):
+        return (f"Your payment was refunded: {amount} is on its way back to you. "
+                "It can take a few days to show on your statement.")
+    if billing_request.outcome == "declined":
+        return "Your refund request was declined. Check your email for the reason."
+    if billing_request.state == "ticketed":
+        return (f"Your refund request was sent to our billing team as ticket {billing_request.ticket_id}. "
+                "We will email you when it is handled.")
+    return "Your refund request is being processed. Reload this page in a minute to see it."
+
+
+@bp.route("/purchases/<order_id>/cancel", methods=["GET", "POST"])
+def cancel(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    form = ReasonForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            billing_request = actions.cancel_purchase(lead.id, order_id, form.reason.data or "")
+            purchase = actions.own_purchase(lead.id, order_id)
+            flash(_cancel_outcome(purchase, billing_request), FLASH_OK)
+            return redirect(_url("index"))
+        status = 400
+    else:
+        status = 200
+        if not actions.purchase_actions(purchase)["cancel"]:
+            raise Conflict(
+                "This subscription cannot be cancelled here: it is already cancelled or scheduled to end, "
+                "a request is already open, or self-service cancellation is turned off.",
+                code="cancel_not_available",
+            )
+    return render(
+        "confirm.html", status, lead=lead, form=form, kind="cancel", purchase=purchase,
+        preview=_cancel_preview(purchase),
+        error=CSRF_MESSAGE if _csrf_failed(form) else None,
+    )
+
+
+@bp.route("/payments/<payment_id>/refund", methods=["GET", "POST"])
+def refund(payment_id: str):
+    lead = require_lead()
+    payment = actions.own_payment(lead.id, payment_id)
+    purchase = db.session.get(Purchase, payment.purchase_id)
+    form = ReasonForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            billing_request = actions.refund_payment(lead.id, payment_id, form.reason.data or "")
+            payment = actions.own_payment(lead.id, payment_id)
+            flash(_refund_outcome(payment, billing_request), FLASH_OK)
+            return redirect(_url("index"))
+        status = 400
+    else:
+        status = 200
+        if not actions.refund_allowed(purchase, payment):
+            raise Conflict(
+                "This payment cannot be refunded here: its refund window has passed, it is already refunded, "
+                "a request is already open, or self-service refunds are turned off.",
+                code="refund_not_available",
+            )
+    settings = get_settings()
+    preview = ("The full remaining amount of this payment will be refunded to you right away."
+               if settings.refund_mode == "automatic" else
+               "Your request will be sent to our billing team, who will handle it and email you.")
+    return render(
+        "confirm.html", status, lead=lead, form=form, kind="refund", purchase=purchase, payment=payment,
+        preview=preview, error=CSRF_MESSAGE if _csrf_failed(form) else None,
+    )
+
+
+# -- billing address ----------------------------------------------------------------------------
+
+
+@bp.route("/purchases/<order_id>/address", methods=["GET", "POST"])
+def address(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
+    if request.method == "GET":
+        form = AddressForm(data=dict(purchase.billing_address or {}), locale=locale)
+        return render("address.html", lead=lead, form=form, purchase=purchase)
+    form = AddressForm(locale=locale)
+    error = None
+    if form.validate_on_submit():
+        fields = {name: (getattr(form, name).data or "").strip()
+                  for name in ("name", "line1", "line2", "city", "region", "postal_code", "country")}
+        try:
+            new_address = Address.model_validate(fields)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = getattr(form, str(err["loc"][0]), None)
+                if field is not None:
+                    field.errors = list(field.errors) + [err["msg"].removeprefix("Value error, ")]
+            error = "Some fields need attention; nothing was changed."
+        else:
+            actions.update_billing_address(lead.id, order_id, new_address)
+            flash(f"Your billing address for {purchase.product} is updated. It will appear in the "
+                  "“Bill to” section of your future invoices; past invoices keep their address.", FLASH_OK)
+            return redirect(_url("index"))
+    else:
+        error = CSRF_MESSAGE if _csrf_failed(form) else "Some fields need attention; nothing was changed."
+    return render("address.html", 400, lead=lead, form=form, purchase=purchase, error=error)
+
+
+# -- cards --------------------------------------------------------------------------------------
+
+
+def _token_url() -> str:
+    """Where the card form sends the card details: the processor's token endpoint, never our server."""
+    configured = current_app.config.get("SELF_BILLING_CARD_TOKEN_URL")
+    if configured:
+        return configured
+    return current_app.extensions["self_billing"].url_prefix + "/sandbox/tokens"
+
+
+def _cards_page(lead: Lead, order_id: str, status: int = 200, error: str | None = None):
+    purchase = actions.own_purchase(lead.id, order_id)
+    if purchase.payment_type == "paypal":
+        return render("cards.html", status, lead=lead, purchase=purchase, paypal=True,
+                      manage_url=PayPalManaged.manage_url, cards=[])
+    _purchase, cards = actions.list_cards(lead.id, order_id)
+    can_change = actions.purchase_actions(purchase)["update_card"]
+    return render("cards.html", status, lead=lead, purchase=purchase, paypal=False, cards=cards,
+                  can_change=can_change, action_form=ActionForm(), error=error)
+
+
+@bp.get("/purchases/<order_id>/cards")
+def cards(order_id: str):
+    lead = require_lead()
+    return _cards_page(lead, order_id)
+
+
+@bp.get("/purchases/<order_id>/cards/new")
+def new_card(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    if purchase.payment_type == "paypal":
+        return redirect(_url("cards", order_id=order_id))
+    if not actions.purchase_actions(purchase)["update_card"]:
+        raise Conflict("Cards can be changed only for an active subscription.",
+                               code="card_change_not_available")
+    return render("card_new.html", lead=lead, purchase=purchase, form=CardTokenForm(), token_url=_token_url())
+
+
+@bp.post("/purchases/<order_id>/cards")
+def add_card(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    form = CardTokenForm()
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if _csrf_failed(form) else (
+            "The card details did not reach the payment processor, so no card was added. "
+            "Adding a card needs JavaScript: turn it on and try again.")
+        return render("card_new.html", 400, lead=lead, purchase=purchase, form=form,
+                      token_url=_token_url(), error=error)
+    try:
+        method, created = actions.add_card(lead.id, order_id, form.token.data)
+    except (InvalidInput, PaymentDeclined, Unavailable) as err:
+        return render("card_new.html", err.status, lead=lead, purchase=purchase, form=CardTokenForm(),
+                      token_url=_token_url(), error=err.message)
+    from .display import brand
+
+    flash(f"Your {brand(method.brand)} card ending in {method.last4} was added."
+          + ("" if method.is_default else " Set it as the default card to charge future payments to it."),
+          FLASH_OK)
+    return redirect(_url("cards", order_id=order_id))
+
+
+def _card_action(order_id: str, method_id: int, verb: str):
+    lead = require_lead()
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return _cards_page(lead, order_id, 400, error=CSRF_MESSAGE)
+    from .display import brand
+
+    try:
+        if verb == "default":
+            method = actions.set_default_card(lead.id, order_id, method_id)
+            flash(f"Future payments will be charged to your {brand(method.brand)} card ending in {method.last4}.",
+                  FLASH_OK)
+        else:
+            method = actions.remove_card(lead.id, order_id, method_id)
+            flash(f"Your {brand(method.brand)} card ending in {method.last4} was removed.", FLASH_OK)
+    except (Conflict, Unavailable) as err:
+        if err.code == "paypal_managed":
+            raise
+        return _cards_page(lead, order_id, err.status, error=err.message)
+    return redirect(_url("cards", order_id=order_id))
+
+
+@bp.post("/purchases/<order_id>/cards/<int:method_id>/default")
+def default_card(order_id: str, method_id: int):
+    return _card_action(order_id, method_id, "default")
+
+
+@bp.post("/purchases/<order_id>/cards/<int:method_id>/remove")
+def remove_card(order_id: str, method_id: int):
+    return _card_action(order_id, method_id, "remove")
+
+
+# Registered last: the deferred route registrations above must have run first.
+@bp.record
+def _on_register(state: BlueprintSetupState) -> None:
+    app = state.app
+    name = f"{state.name_prefix}.{state.name}".lstrip(".")
+    door = state.options.get(MODE_OPTION, "standalone")
+    app.extensions["self_billing"].extras.setdefault("portal_blueprints", {})[name] = door
+    for filter_name, function in FILTERS.items():
+        app.jinja_env.filters.setdefault(filter_name, function)
+    limit_login_view(app, f"{name}.login")

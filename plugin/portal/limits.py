@@ -1,0 +1,143 @@
+"""Rate limits on failed portal logins, with Flask-Limiter.
+
+Two shared limits count FAILED logins only (a successful login costs
+nothing), across every login route of the plugin (the JSON API, the standalone
+page and the helpdesk tab share the counters):
+
+- per email (trimmed, lower-cased): ``SELF_BILLING_LOGIN_LIMIT_PER_EMAIL``;
+- per client address: ``SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS`` (generous: many
+  customers share an office network).
+
+Once a limit is used up, every login attempt for that email or from that
+address answers 429 with ``Retry-After`` until the window ends, even with the
+right Order ID and email.
+
+Each app gets its own :class:`flask_limiter.Limiter` (kept in
+``app.extensions["self_billing"].extras["limiter"]``), storing its counters in
+``SELF_BILLING_RATELIMIT_STORAGE_URI`` (``memory://`` by default; share a
+``redis://...`` between several app servers). It limits only the plugin's
+login views: it sets no default or application-wide limits, and exempts
+itself from any the host configures through ``RATELIMIT_DEFAULT`` or
+``RATELIMIT_APPLICATION`` (those belong to the host's own Limiter). Like any
+Flask-Limiter, it is switched off by ``RATELIMIT_ENABLED = False``.
+Behind a proxy, the client address is ``request.remote_addr``: wrap the app in
+werkzeug's ``ProxyFix`` so that it is the customer's, not the proxy's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Callable
+
+from flask import Flask, current_app, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from ..ledger.models import Lead
+
+EXTRAS_KEY = "limiter"
+_FAILED_FLAG = "_self_billing_login_failed"
+_MAX_KEY_BODY = 64 * 1024
+
+
+def mark_login_failed() -> None:
+    """Tell the limits that this request was a failed login (it counts against both limits)."""
+    setattr(g, _FAILED_FLAG, True)
+
+
+def _login_failed(_response: Any) -> bool:
+    return bool(getattr(g, _FAILED_FLAG, False))
+
+
+def _email_key() -> str:
+    """The normalized email of the login attempt, from a JSON or form body."""
+    email: Any = None
+    if request.mimetype == "application/json":
+        if (request.content_length or 0) <= _MAX_KEY_BODY:
+            raw = request.get_data(cache=True)
+            if len(raw) <= _MAX_KEY_BODY:
+                try:
+                    body = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    body = None
+                if isinstance(body, dict):
+                    email = body.get("email")
+    else:
+        email = request.form.get("email")
+    if not isinstance(email, str):
+        return "email:-"
+    return "email:" + Lead.normalize_email(email)[:320]
+
+
+def _address_key() -> str:
+    return "address:" + (get_remote_address() or "-")
+
+
+def _config_value(key: str) -> Callable[[], str]:
+    return lambda: current_app.config[key]
+
+
+def _exempt_host_limits() -> bool:
+    return True
+
+
+def get_limiter(app: Flask) -> Limiter:
+    """The app's login Limiter, created on first use."""
+    extras = app.extensions["self_billing"].extras
+    limiter = extras.get(EXTRAS_KEY)
+    if limiter is None:
+        limiter = Limiter(
+            key_func=get_remote_address,
+            storage_uri=app.config["SELF_BILLING_RATELIMIT_STORAGE_URI"],
+            key_prefix="self_billing",
+            headers_enabled=False,
+            default_limits_exempt_when=_exempt_host_limits,
+            application_limits_exempt_when=_exempt_host_limits,
+        )
+        limiter.init_app(app)
+        extras[EXTRAS_KEY] = limiter
+    return limiter
+
+
+def limit_login_view(app: Flask, endpoint: str) -> None:
+    """Put the failed-login limits on the view registered as ``endpoint``."""
+    limiter = get_limiter(app)
+    view = app.view_functions[endpoint]
+    if getattr(view, "__wrapper-limiter-instance", None) is limiter:
+        return
+    per_email = limiter.shared_limit(
+        _config_value("SELF_BILLING_LOGIN_LIMIT_PER_EMAIL"),
+        scope="self_billing_login_email",
+        key_func=_email_key,
+        deduct_when=_login_failed,
+        methods=["POST"],
+        error_message="Too many failed logins for this email address.",
+    )
+    per_address = limiter.shared_limit(
+        _config_value("SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS"),
+        scope="self_billing_login_address",
+        key_func=_address_key,
+        deduct_when=_login_failed,
+        methods=["POST"],
+        error_message="Too many failed logins from your network.",
+    )
+    app.view_functions[endpoint] = per_address(per_email(view))
+
+
+def retry_after_seconds() -> int:
+    """Seconds until the breached login limit of this request resets (at least 1)."""
+    limiter = current_app.extensions["self_billing"].extras.get(EXTRAS_KEY)
+    current = limiter.current_limit if limiter is not None else None
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()))
+
+
+def too_many_message(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return (
+        "Too many failed login attempts. For your security, logging in is paused: "
+        f"try again in {minutes} {unit}. If you cannot find your Order ID, contact support."
+    )
