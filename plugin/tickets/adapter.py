@@ -16,9 +16,12 @@ with :func:`plugin.tickets.agent_replied`.
 ``SELF_BILLING_HELPDESK_ADAPTER`` picks the adapter: ``"builtin"`` (the default,
 :class:`BuiltinTicketStore`, which needs nothing more than the plugin's own
 rows), ``"package.module:factory"`` (a callable returning an adapter), or an
-adapter object. Adapter calls run inside the caller's database transaction: an
-adapter that raises rolls the whole step back, so nothing is half-done. See
-``docs/helpdesk-adapter.md``.
+adapter object. Adapter calls run inside the caller's database transaction, each
+in a savepoint: an adapter may write to the same database and its rows commit
+with the step. An adapter that raises has its writes rolled back to the
+savepoint; the error is logged and noted on the plugin's ticket (internal), and
+the customer's request goes on, since the plugin's ticket is complete on its own.
+See ``docs/helpdesk-adapter.md``.
 """
 from __future__ import annotations
 
@@ -108,6 +111,11 @@ def load_adapter(spec: Any) -> HelpdeskAdapter:
                 f"SELF_BILLING_HELPDESK_ADAPTER={spec!r} could not be loaded ({exc}); "
                 "check the module path and the factory's name."
             ) from exc
+        if not callable(factory):
+            raise RuntimeError(
+                f"SELF_BILLING_HELPDESK_ADAPTER={spec!r} names {factory!r}, which is not a factory; "
+                "name a callable that returns the adapter."
+            )
         adapter = factory()
     if not isinstance(adapter, HelpdeskAdapter):
         raise RuntimeError(

@@ -59,6 +59,14 @@ def _require_agent() -> Any:
                    message=actions.NO_AGENT_MESSAGE)
 
 
+@bp.app_template_filter("sb_when")
+def _when(value: str | None) -> str:
+    """An ISO 8601 UTC time as agents read it: ``2026-11-26 10:00 UTC``."""
+    if not value:
+        return ""
+    return value[:16].replace("T", " ") + " UTC" if len(value) >= 16 else value
+
+
 @bp.context_processor
 def _desk_context() -> dict[str, Any]:
     state = current_app.extensions["self_billing"]
@@ -77,8 +85,8 @@ def _invoice_url(payment_id: str) -> str:
     return agent_invoice_url(payment_id)
 
 
-def _render(template: str, status: int = 200, **context: Any) -> Response:
-    return current_app.response_class(render_template(template, **context), status=status,
+def _render(template: str, http_status: int = 200, **context: Any) -> Response:
+    return current_app.response_class(render_template(template, **context), status=http_status,
                                       mimetype="text/html")
 
 

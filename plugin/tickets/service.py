@@ -11,8 +11,9 @@ calls it when an agent answered a ticket in the host's own system.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,8 @@ from .models import Department, Ticket, TicketMessage
 
 if TYPE_CHECKING:
     from ..workflows.models import BillingRequest
+
+logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
 CUSTOMER = "customer"
@@ -115,10 +118,9 @@ def opening_body(request: BillingRequest, purchase: Purchase, lead: Lead, paymen
         ]
         if payment.refunded_cents:
             payment_lines.append(f"Already refunded: {_money(payment.refunded_cents, payment.currency)}")
-        if request.amount_cents is not None:
-            payment_lines.append(
-                f"Refund requested: {_money(request.amount_cents, request.currency or payment.currency)}"
-            )
+        if request.type == "refund":
+            asked = request.amount_cents if request.amount_cents is not None else payment.remaining_cents
+            payment_lines.append(f"Refund requested: {_money(asked, request.currency or payment.currency)}")
         parts.append("\n".join(payment_lines))
     reason = (request.reason or "").strip()
     parts.append(f"Customer's reason: {reason}" if reason else "Customer's reason: (none given)")
@@ -158,7 +160,7 @@ def open_ticket_for_request(request: BillingRequest, told: str) -> Ticket:
     db.session.add(TicketMessage(ticket_id=ticket.id, author=CUSTOMER, body=body, internal=False,
                                  created_at=utcnow()))
     request.ticket_id = ticket.id
-    ticket.external_ref = get_adapter().open_ticket(TicketData(
+    ticket.external_ref = _tell_adapter(ticket, "open_ticket", TicketData(
         ticket_id=ticket.id,
         subject=ticket.subject,
         department=department.name,
@@ -174,6 +176,27 @@ def open_ticket_for_request(request: BillingRequest, told: str) -> Ticket:
     return ticket
 
 
+def _tell_adapter(ticket: Ticket, method: str, *args: Any) -> Any:
+    """Call the adapter in a savepoint; a failure is logged and noted on the ticket, never fatal.
+
+    The plugin's own ticket is the record agents work from, so a host helpdesk
+    that is down must not stop a customer's request: its writes are rolled back
+    to the savepoint, the error goes to the log and into an internal note.
+    """
+    adapter = get_adapter()
+    try:
+        with db.session.begin_nested():
+            return getattr(adapter, method)(*args)
+    except Exception as exc:  # the host's code: anything may come out of it
+        logger.exception("Helpdesk adapter %s failed for ticket %s", method, ticket.id)
+        db.session.add(TicketMessage(
+            ticket_id=ticket.id, author=SYSTEM, internal=True, created_at=utcnow(),
+            body=f"The host helpdesk did not take this step ({method}): {exc}. "
+                 "The ticket is complete here; bring the host's copy in step by hand.",
+        ))
+        return None
+
+
 def add_message(ticket: Ticket, author: str, body: str, internal: bool = False, *,
                 tell_adapter: bool = True) -> TicketMessage:
     """Add a message to the ticket (and to the host's copy, when an adapter keeps one). No commit."""
@@ -181,7 +204,7 @@ def add_message(ticket: Ticket, author: str, body: str, internal: bool = False, 
                             created_at=utcnow())
     db.session.add(message)
     if tell_adapter and ticket.external_ref:
-        get_adapter().add_message(ticket.external_ref, author, body, internal)
+        _tell_adapter(ticket, "add_message", ticket.external_ref, author, body, internal)
     return message
 
 
@@ -194,7 +217,7 @@ def close_ticket(ticket: Ticket, note: str) -> None:
     db.session.add(TicketMessage(ticket_id=ticket.id, author=SYSTEM, body=note, internal=False,
                                  created_at=ticket.closed_at))
     if ticket.external_ref:
-        get_adapter().close_ticket(ticket.external_ref, note)
+        _tell_adapter(ticket, "close_ticket", ticket.external_ref, note)
 
 
 def close_ticket_for_request(request: BillingRequest, note: str) -> None:
