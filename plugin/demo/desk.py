@@ -1,0 +1,121 @@
+"""The agent desk of the demo helpdesk: sign in and out, and where the ticket pages live.
+
+The ticket pages themselves are the plugin's agent desk, mounted at ``/desk/``
+with :meth:`plugin.SelfBilling.register_agent_desk` and sent to this login when
+no agent is signed in. Failed sign-ins are rate limited per client address
+(``HELPDESK_LOGIN_LIMIT``).
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.wrappers import Response
+
+from . import agents
+from .forms import LoginForm, LogoutForm
+
+bp = Blueprint("helpdesk_desk", __name__)
+
+#: The endpoint of the desk's first page, kept in app.extensions by init_app.
+EXTENSION_KEY = "helpdesk_desk"
+
+
+def desk_home_url() -> str:
+    return url_for(current_app.extensions[EXTENSION_KEY]["home"])
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (no scheme, no host, no ``//``) may be the next page."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if agents.session_agent() and request.method == "GET":
+        return redirect(_safe_next(request.args.get("next")) or desk_home_url())
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        email = agents.verify_agent(form.email.data, form.password.data)
+        if email:
+            agents.sign_in(email)
+            flash(f"Signed in as {email}.", "success")
+            return redirect(_safe_next(form.next.data) or desk_home_url())
+        g.desk_login_failed = True
+        error = "That email and password do not match an agent. Check both and try again."
+        status = 401
+    elif request.method == "POST":
+        if form.csrf_token.errors:
+            error = "The form expired or came from another site. It has been renewed: sign in again."
+        status = 400
+    return render_template("helpdesk/desk_login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    form = LogoutForm()
+    if form.validate_on_submit():
+        agents.sign_out()
+        flash("You are signed out.", "success")
+        return redirect(url_for("helpdesk_desk.login"))
+    flash("The sign-out form expired. Try again.", "error")
+    return redirect(desk_home_url())
+
+
+@bp.app_context_processor
+def _desk_forms() -> dict[str, Any]:
+    return {"logout_form": LogoutForm, "desk_home_url": desk_home_url}
+
+
+@bp.errorhandler(429)
+def _too_many(error: Any) -> Any:
+    form = LoginForm()
+    message = "Too many failed sign-ins from this address. Wait a few minutes, then try again."
+    return render_template("helpdesk/desk_login.html", form=form, error=message), 429
+
+
+def home() -> Any:
+    """The desk's first page while the plugin's ticket pages are not mounted here."""
+    if not agents.session_agent():
+        return redirect(url_for("helpdesk_desk.login", next=request.path))
+    return render_template("helpdesk/desk_home.html")
+
+
+def _limit_failed_logins(app: Flask) -> None:
+    limiter = Limiter(
+        key_func=get_remote_address,
+        storage_uri=app.config.get("SELF_BILLING_RATELIMIT_STORAGE_URI", "memory://"),
+        key_prefix="helpdesk_desk",
+        default_limits_exempt_when=lambda: True,
+        application_limits_exempt_when=lambda: True,
+    )
+    limiter.init_app(app)
+    endpoint = "helpdesk_desk.login"
+    app.view_functions[endpoint] = limiter.limit(
+        lambda: current_app.config["HELPDESK_LOGIN_LIMIT"],
+        deduct_when=lambda response: bool(g.get("desk_login_failed")),
+        methods=["POST"],
+    )(app.view_functions[endpoint])
+
+
+def init_app(app: Flask, extension: Any) -> None:
+    """Mount sign-in at ``/desk/login`` and the ticket pages (or a home page) at ``/desk/``."""
+    app.register_blueprint(bp, url_prefix="/desk")
+    _limit_failed_logins(app)
+    if hasattr(extension, "register_agent_desk"):
+        extension.register_agent_desk(app, "/desk", name="agent_desk", login_url="/desk/login")
+        home_endpoint = "agent_desk.queue"
+    else:
+        app.add_url_rule("/desk/", "desk_home", home)
+        home_endpoint = "desk_home"
+    app.extensions[EXTENSION_KEY] = {"home": home_endpoint}
