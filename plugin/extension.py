@@ -135,3 +135,16 @@ class SelfBilling:
         state = app.extensions["self_billing"]
         state.extras.setdefault(MOUNTS_KEY, {})[name] = {"login_url": login_url}
         app.register_blueprint(bp, name=name, url_prefix=url_prefix.rstrip("/") or None)
+
+    def register_my_orders_tab(self, app: Flask, url_prefix: str, *, name: str = "self_billing_my_orders") -> None:
+        """Serve the customer portal as the host helpdesk's My Orders tab at ``url_prefix``.
+
+        The same pages as the standalone ``{prefix}/portal/``, rendered inside the
+        ``base_template`` given to ``init_app`` (they fill its ``title`` and
+        ``content`` blocks). The merchant's ``portal`` setting (helpdesk,
+        standalone or both) decides which of the two answers. Endpoints are
+        ``{name}.index``, ``{name}.login``, ...
+        """
+        from .portal.views import register_my_orders_tab
+
+        register_my_orders_tab(app, url_prefix, name=name)
