@@ -26,8 +26,6 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
-    flash,
-    get_flashed_messages,
     redirect,
     render_template,
     request,
@@ -51,14 +49,14 @@ from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm, LoginFo
 from ..payments.interface import PayPalManaged
 from .limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
 from .login import WRONG_PAIR_MESSAGE, authenticate
+from .security import apply_session_cookie_defaults
+from .notices import ERROR, notify, pop_notices
 
 bp = Blueprint("self_billing_portal", __name__, template_folder=TEMPLATE_FOLDER)
 
 #: Registration option naming the door a registration of this blueprint serves.
 MODE_OPTION = "self_billing_mode"
 STANDALONE_LAYOUT = "self_billing/portal/standalone.html"
-FLASH_OK = "self_billing"
-FLASH_ERROR = "self_billing_error"
 
 
 # -- registration ----------------------------------------------------------------------------
@@ -104,7 +102,7 @@ def render(template: str, status: int = 200, **context: Any):
         sb_layout=_layout(),
         sb_door=_door(),
         sb_url=_url,
-        sb_messages=get_flashed_messages(with_categories=True, category_filter=[FLASH_OK, FLASH_ERROR]),
+        sb_messages=pop_notices(),
         sb_logout_form=ActionForm(prefix="logout") if context.get("lead") else None,
         **context,
     )
@@ -195,9 +193,9 @@ def logout_view():
     form = ActionForm(prefix="logout")
     if form.validate_on_submit():
         logout()
-        flash("You are logged out.", FLASH_OK)
+        notify("You are logged out.")
     else:
-        flash(CSRF_MESSAGE, FLASH_ERROR)
+        notify(CSRF_MESSAGE, ERROR)
     return redirect(_url("index"))
 
 
@@ -258,7 +256,7 @@ def cancel(order_id: str):
         if form.validate_on_submit():
             billing_request = actions.cancel_purchase(lead.id, order_id, form.reason.data or "")
             purchase = actions.own_purchase(lead.id, order_id)
-            flash(_cancel_outcome(purchase, billing_request), FLASH_OK)
+            notify(_cancel_outcome(purchase, billing_request))
             return redirect(_url("index"))
         status = 400
     else:
@@ -286,7 +284,7 @@ def refund(payment_id: str):
         if form.validate_on_submit():
             billing_request = actions.refund_payment(lead.id, payment_id, form.reason.data or "")
             payment = actions.own_payment(lead.id, payment_id)
-            flash(_refund_outcome(payment, billing_request), FLASH_OK)
+            notify(_refund_outcome(payment, billing_request))
             return redirect(_url("index"))
         status = 400
     else:
@@ -333,8 +331,8 @@ def address(order_id: str):
             error = "Some fields need attention; nothing was changed."
         else:
             actions.update_billing_address(lead.id, order_id, new_address)
-            flash(f"Your billing address for {purchase.product} is updated. It will appear in the "
-                  "“Bill to” section of your future invoices; past invoices keep their address.", FLASH_OK)
+            notify(f"Your billing address for {purchase.product} is updated. It will appear in the "
+                  "“Bill to” section of your future invoices; past invoices keep their address.")
             return redirect(_url("index"))
     else:
         error = CSRF_MESSAGE if _csrf_failed(form) else "Some fields need attention; nothing was changed."
@@ -399,9 +397,8 @@ def add_card(order_id: str):
                       token_url=_token_url(), error=err.message)
     from .display import brand
 
-    flash(f"Your {brand(method.brand)} card ending in {method.last4} was added."
-          + ("" if method.is_default else " Set it as the default card to charge future payments to it."),
-          FLASH_OK)
+    notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
+          + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
     return redirect(_url("cards", order_id=order_id))
 
 
@@ -415,11 +412,10 @@ def _card_action(order_id: str, method_id: int, verb: str):
     try:
         if verb == "default":
             method = actions.set_default_card(lead.id, order_id, method_id)
-            flash(f"Future payments will be charged to your {brand(method.brand)} card ending in {method.last4}.",
-                  FLASH_OK)
+            notify(f"Future payments will be charged to your {brand(method.brand)} card ending in {method.last4}.")
         else:
             method = actions.remove_card(lead.id, order_id, method_id)
-            flash(f"Your {brand(method.brand)} card ending in {method.last4} was removed.", FLASH_OK)
+            notify(f"Your {brand(method.brand)} card ending in {method.last4} was removed.")
     except (Conflict, Unavailable) as err:
         if err.code == "paypal_managed":
             raise
@@ -446,4 +442,5 @@ def _on_register(state: BlueprintSetupState) -> None:
     app.extensions["self_billing"].extras.setdefault("portal_blueprints", {})[name] = door
     for filter_name, function in FILTERS.items():
         app.jinja_env.filters.setdefault(filter_name, function)
+    apply_session_cookie_defaults(app)
     limit_login_view(app, f"{name}.login")
