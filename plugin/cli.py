@@ -34,9 +34,27 @@ def seed_demo_command() -> None:
 @click.option("--once", is_flag=True, help="Drain what is due now, then exit.")
 def worker_command(once: bool) -> None:
     """Send queued email and run queued jobs."""
-    from .notifications.worker import run_worker
+    from .notifications.worker import MailNotConfigured, run_worker
 
-    run_worker(once=once)
+    if not once:
+        _show_worker_log()
+    try:
+        report = run_worker(once=once)
+    except MailNotConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+
+
+def _show_worker_log() -> None:
+    """In loop mode, print the worker's log lines (sent, retried, failed) unless logging is set up."""
+    import logging
+
+    logger = logging.getLogger("plugin.notifications")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _parse_now(value: str | None) -> datetime:

@@ -45,4 +45,25 @@ DEFAULTS: dict[str, Any] = {
     # Where tickets of requests handled by hand go: "builtin" (the plugin's own store, which the
     # agent desk shows) or "package.module:factory" returning a HelpdeskAdapter (docs/helpdesk-adapter.md).
     "SELF_BILLING_HELPDESK_ADAPTER": "builtin",
+    # Customer email (plugin/notifications). Sender address; None uses Flask-Mail's MAIL_DEFAULT_SENDER.
+    "SELF_BILLING_MAIL_SENDER": None,
+    # A failed send is retried after BASE seconds, then twice as long each time; after MAX_ATTEMPTS
+    # attempts the email is marked failed (agents see it: GET /api/admin/email-outbox?status=failed).
+    "SELF_BILLING_MAIL_RETRY_BASE_SECONDS": 30,
+    "SELF_BILLING_MAIL_MAX_ATTEMPTS": 8,
+    # Emails claimed and sent over one SMTP connection per round.
+    "SELF_BILLING_MAIL_BATCH_SIZE": 50,
+    # Seconds after which an email left "sending" by a worker that died is claimed again.
+    "SELF_BILLING_MAIL_LEASE_SECONDS": 600,
+    # Socket timeout of SMTP connections, in seconds (a stalled server cannot hang the worker).
+    "SELF_BILLING_MAIL_TIMEOUT_SECONDS": 30,
+    # Seconds the worker sleeps between rounds when nothing is due.
+    "SELF_BILLING_WORKER_POLL_SECONDS": 5,
+    # Small installs: also try each email right after its transaction commits (still through the
+    # outbox: if the send fails it stays queued for the worker). Adds the SMTP time to that request.
+    "SELF_BILLING_MAIL_SEND_AFTER_COMMIT": False,
+    # Domain of the Message-IDs of customer email; None uses this machine's name.
+    "SELF_BILLING_MAIL_MESSAGE_ID_DOMAIN": None,
+    # Absolute URL of the billing portal shown at the bottom of customer email; None shows no link.
+    "SELF_BILLING_EMAIL_PORTAL_URL": None,
 }

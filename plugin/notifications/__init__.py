@@ -4,10 +4,27 @@ The rest of the plugin calls :func:`enqueue` inside the transaction of the
 change the email is about; ``flask self-billing worker`` sends what is queued
 (:mod:`.worker`). Templates: :mod:`.templates` (the merchant's subject and body,
 ``{order_id}``-style placeholders) inside the overridable Jinja files
-``self_billing/email/<kind>.txt`` and ``.html``.
+``self_billing/email/<kind>.txt`` and ``.html``. Merchant API:
+:mod:`plugin.api.admin_emails`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .outbox import KINDS, enqueue, failed_emails, queued_count
 
-__all__ = ["KINDS", "enqueue", "failed_emails", "queued_count"]
+if TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+
+__all__ = ["KINDS", "enqueue", "failed_emails", "init_app", "queued_count"]
+
+
+def init_app(app: Flask) -> None:
+    """Set up Flask-Mail on ``app`` (unless the host already did) and the send-after-commit hook."""
+    if "mail" not in app.extensions:
+        from flask_mail import Mail
+
+        Mail(app)
+    from .after_commit import install
+
+    install()

@@ -48,7 +48,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _event_date(kind: str, purchase: Purchase, extra: dict[str, Any]) -> datetime | date:
+def _event_date(kind: str, purchase: Purchase, extra: dict[str, Any]) -> datetime | date | str:
     if extra.get("date") is not None:
         return extra["date"]
     if kind == "cancellation_scheduled" and purchase.cancels_at is not None:
@@ -90,7 +90,7 @@ def build_context(kind: str, purchase: Purchase, *, request: BillingRequest | No
         "purchase_kind": purchase.kind,
         "amount_cents": amount_cents,
         "currency": currency,
-        "date": when.isoformat(),
+        "date": when.isoformat() if isinstance(when, (date, datetime)) else str(when),
         "message": message or "",
         "request": None,
         "payment": None,

@@ -1,0 +1,283 @@
+"""Subjects and bodies of customer email: the merchant's templates and their rendering.
+
+Two layers:
+
+* The merchant's **subject and body** of each kind, plain text with
+  ``str.format`` placeholders (:data:`PLACEHOLDERS`: ``{order_id}``,
+  ``{first_name}``, ``{last_name}``, ``{product}``, ``{amount}``, ``{date}``).
+  Kept in ``sb_email_templates``; a kind without a row uses :data:`DEFAULTS`.
+  :func:`validate_template` refuses an unknown placeholder, a format spec or
+  broken braces when the template is *saved*, so sending never meets one. Every
+  subject must carry ``{order_id}``: the contract promises the Order ID in each
+  subject, and the customer needs it to log in.
+* The **Jinja files** ``self_billing/email/<kind>.txt`` and ``<kind>.html``
+  (overridable by the host like every template of the plugin) lay the body out
+  and add the details of the kind: the agent's message, the refund, the date a
+  subscription ends, the ticket number.
+
+Values are substituted by ``str.format`` once; a customer's name or an agent's
+message containing braces is shown as written and never parsed again.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import string
+from datetime import date, datetime
+from typing import Any
+
+from flask import current_app, render_template
+from sqlalchemy import select
+
+from ..db import db
+from ..errors import InvalidInput, NotFound
+from ..money import format_money
+from .models import EmailTemplate
+from .outbox import KINDS
+
+log = logging.getLogger(__name__)
+
+#: The placeholders merchant templates may use, in the order they are listed to people.
+PLACEHOLDERS: tuple[str, ...] = ("order_id", "first_name", "last_name", "product", "amount", "date")
+
+SUBJECT_MAX = 300
+BODY_MAX = 10_000
+
+#: The default subject and body of every kind. Every subject carries the Order ID.
+DEFAULTS: dict[str, dict[str, str]] = {
+    "request_ticketed": {
+        "subject": "We received your request about order {order_id}",
+        "body": "Hi {first_name},\n\n"
+                "Thank you for your request about {product} (order {order_id}). "
+                "Our billing team will look at it and answer you by email.",
+    },
+    "cancellation_scheduled": {
+        "subject": "Your {product} subscription ends on {date} (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "Your subscription to {product} (order {order_id}) is cancelled at the end of the "
+                "period you paid for. You keep access until {date} and will not be charged again.",
+    },
+    "cancellation_done": {
+        "subject": "Your {product} subscription is cancelled (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "Your subscription to {product} (order {order_id}) was cancelled on {date}. "
+                "You will not be charged again.",
+    },
+    "refund_done": {
+        "subject": "Your refund of {amount} for order {order_id}",
+        "body": "Hi {first_name},\n\n"
+                "We refunded {amount} for {product} (order {order_id}) on {date}. "
+                "Depending on your bank it can take 5 to 10 business days to show on your statement.",
+    },
+    "request_declined": {
+        "subject": "About your request for order {order_id}",
+        "body": "Hi {first_name},\n\n"
+                "We looked at your request about {product} (order {order_id}) and could not approve it.",
+    },
+    "agent_reply": {
+        "subject": "Re: your order {order_id}",
+        "body": "Hi {first_name},\n\n"
+                "Our billing team answered your message about {product} (order {order_id}).",
+    },
+    "address_changed": {
+        "subject": "Your billing address was changed (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "The billing address of {product} (order {order_id}) was changed on {date}. "
+                "Future invoices use the new address. If you did not make this change, reply to this email.",
+    },
+    "payment_method_changed": {
+        "subject": "Your payment method was changed (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "The payment method of {product} (order {order_id}) was changed on {date}. "
+                "If you did not make this change, reply to this email.",
+    },
+    "purchase_confirmation": {
+        "subject": "Your order {order_id}: {product}",
+        "body": "Hi {first_name},\n\n"
+                "Thank you for buying {product} for {amount} on {date}.\n\n"
+                "Your Order ID is {order_id}. With it and this email address you can log in to "
+                "your billing portal to download invoices and manage your purchase.",
+    },
+}
+
+_LISTED = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+
+
+def placeholder_problem(text: str, *, require_order_id: bool = False) -> str | None:
+    """What is wrong with the placeholders of ``text``, as a sentence, or None when nothing is."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        reason = str(exc).rstrip(".")
+        return (f"The braces do not match ({reason}). Write placeholders as {{order_id}}, "
+                "and a literal brace as {{ or }}.")
+    seen: set[str] = set()
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name == "" or name.isdigit():
+            return f"The placeholder {{{name}}} has no name. Use one of: {_LISTED}."
+        if name not in PLACEHOLDERS:
+            return f"Unknown placeholder {{{name}}}. Use one of: {_LISTED}."
+        if spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"The placeholder {written} takes no format; write {{{name}}}."
+        seen.add(name)
+    if require_order_id and "order_id" not in seen:
+        return "The subject must contain {order_id}: customers need the Order ID to log in."
+    return None
+
+
+def validate_template(subject: Any, body: Any) -> tuple[str, str]:
+    """Check a merchant template; raise :class:`InvalidInput` naming each bad field."""
+    fields: dict[str, str] = {}
+    if not isinstance(subject, str) or not subject.strip():
+        fields["subject"] = "Give a subject (text)."
+    elif len(subject) > SUBJECT_MAX:
+        fields["subject"] = f"Keep the subject under {SUBJECT_MAX} characters."
+    elif "\n" in subject or "\r" in subject:
+        fields["subject"] = "A subject is one line; remove the line breaks."
+    else:
+        problem = placeholder_problem(subject, require_order_id=True)
+        if problem:
+            fields["subject"] = problem
+    if not isinstance(body, str) or not body.strip():
+        fields["body"] = "Give a body (text)."
+    elif len(body) > BODY_MAX:
+        fields["body"] = f"Keep the body under {BODY_MAX} characters."
+    else:
+        problem = placeholder_problem(body)
+        if problem:
+            fields["body"] = problem
+    if fields:
+        first = next(iter(fields))
+        raise InvalidInput(f"The {first} cannot be used: {fields[first]}", fields=fields)
+    return subject.strip(), body.strip("\n")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise NotFound(f"There is no email kind {kind!r}. Kinds: {', '.join(KINDS)}.", code="unknown_email_kind")
+
+
+def _stored(kind: str) -> EmailTemplate | None:
+    return db.session.execute(select(EmailTemplate).where(EmailTemplate.kind == kind)).scalar_one_or_none()
+
+
+def template_to_dict(kind: str, row: EmailTemplate | None) -> dict[str, Any]:
+    default = DEFAULTS[kind]
+    return {
+        "kind": kind,
+        "subject": row.subject if row else default["subject"],
+        "body": row.body if row else default["body"],
+        "customized": row is not None,
+        "placeholders": list(PLACEHOLDERS),
+    }
+
+
+def get_template(kind: str) -> dict[str, Any]:
+    """The subject and body used for ``kind`` now (the merchant's, else the default)."""
+    check_kind(kind)
+    return template_to_dict(kind, _stored(kind))
+
+
+def list_templates() -> list[dict[str, Any]]:
+    rows = {row.kind: row for row in db.session.execute(select(EmailTemplate)).scalars()}
+    return [template_to_dict(kind, rows.get(kind)) for kind in KINDS]
+
+
+def save_template(kind: str, subject: Any, body: Any) -> dict[str, Any]:
+    """Validate and store the merchant's template of ``kind``. Commits. Same input twice: same row."""
+    check_kind(kind)
+    subject, body = validate_template(subject, body)
+    row = _stored(kind)
+    if row is None:
+        row = EmailTemplate(kind=kind, subject=subject, body=body)
+        db.session.add(row)
+    else:
+        row.subject, row.body = subject, body
+    db.session.commit()
+    return template_to_dict(kind, row)
+
+
+def reset_template(kind: str) -> dict[str, Any]:
+    """Go back to the default template of ``kind``. Commits."""
+    check_kind(kind)
+    row = _stored(kind)
+    if row is not None:
+        db.session.delete(row)
+        db.session.commit()
+    return template_to_dict(kind, None)
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def _parse_date(value: Any) -> date | datetime | None:
+    if isinstance(value, (date, datetime)):
+        return value
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            return None
+
+
+def placeholder_values(context: dict[str, Any]) -> dict[str, str]:
+    """The six placeholder values of an email, formatted for people in the configured locale."""
+    from babel.dates import format_date
+
+    locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
+    when = _parse_date(context.get("date"))
+    amount = ""
+    if context.get("amount_cents") is not None and context.get("currency"):
+        amount = format_money(int(context["amount_cents"]), context["currency"], locale)
+    return {
+        "order_id": str(context.get("order_id", "")),
+        "first_name": str(context.get("first_name") or ""),
+        "last_name": str(context.get("last_name") or ""),
+        "product": str(context.get("product") or ""),
+        "amount": amount,
+        "date": format_date(when, format="long", locale=locale) if when else "",
+    }
+
+
+def _merchant_template(kind: str, session: Any) -> tuple[str, str]:
+    row = session.execute(select(EmailTemplate).where(EmailTemplate.kind == kind)).scalar_one_or_none()
+    if row is not None:
+        if placeholder_problem(row.subject, require_order_id=True) is None and placeholder_problem(row.body) is None:
+            return row.subject, row.body
+        log.warning("The stored %s template is not valid any more; the default is used. Save it again "
+                    "through the merchant API to fix it.", kind)
+    return DEFAULTS[kind]["subject"], DEFAULTS[kind]["body"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render_email(kind: str, context: dict[str, Any], session: Any = None) -> tuple[str, str, str]:
+    """``(subject, text body, html body)`` of an email; needs an app context.
+
+    ``session`` is the SQLAlchemy session to read the merchant's template with
+    (the worker passes its own); default ``db.session``.
+    """
+    subject_template, body_template = _merchant_template(kind, session or db.session)
+    values = placeholder_values(context)
+    subject = _one_line(subject_template.format(**values))
+    body = body_template.format(**values)
+    paragraphs = [part.split("\n") for part in body.split("\n\n") if part.strip()]
+    portal_url = current_app.config.get("SELF_BILLING_EMAIL_PORTAL_URL")
+    extra = context.get("extra") or {}
+    request = context.get("request") or {}
+    variables = dict(context, **values, subject=subject, body=body, paragraphs=paragraphs,
+                     portal_url=portal_url, date_iso=context.get("date"), extra=extra,
+                     ticket_id=extra.get("ticket_id") or request.get("ticket_id"))
+    text = render_template(f"self_billing/email/{kind}.txt", **variables)
+    html = render_template(f"self_billing/email/{kind}.html", **variables)
+    text = re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n"
+    return subject, text, html
