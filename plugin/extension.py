@@ -114,6 +114,9 @@ class SelfBilling:
         from .cli import cli_group
 
         register_blueprints(app, prefix)
+        from .notifications import init_app as init_notifications
+
+        init_notifications(app)  # Flask-Mail (unless the host has it) and send-after-commit
         app.cli.add_command(cli_group)
 
         from .tickets.adapter import load_adapter
