@@ -79,6 +79,17 @@ class Shop:
             payment = db.session.execute(select(Payment).where(Payment.payment_id == payment_id)).scalar_one()
             return request_to_dict(submit_refund(payment, reason=reason))
 
+    def portal_request(self, path: str, order_id: str = "ORD-1001", email: str = "ann@example.com",
+                       reason: str = "") -> dict[str, Any]:
+        """A customer logs in to the portal API and sends a cancellation or refund request (202)."""
+        client = self.app.test_client()
+        login = client.post("/billing/api/portal/login", json={"order_id": order_id, "email": email})
+        assert login.status_code == 200, login.get_json()
+        response = client.post("/billing/api/portal" + path, json={"reason": reason} if reason else {},
+                               headers={"X-CSRFToken": login.get_json()["csrf_token"]})
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["request"]
+
     def emails(self, order_id: str, kind: str | None = None) -> list[Any]:
         from plugin.notifications.outbox import list_emails
 

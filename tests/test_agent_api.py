@@ -51,7 +51,7 @@ def test_customer_session_never_reaches_agent_routes(agent_app, agent_client, sh
 
 def test_cancellation_request_handled_by_an_agent(agent_client, shop):
     shop.subscription()
-    ticket_id = _ticket_id(shop.customer_cancels(reason="Moving to another tool"))
+    ticket_id = _ticket_id(shop.portal_request("/purchases/ORD-1001/cancel", reason="Moving to another tool"))
 
     listed = agent_client.get(API + "/tickets?status=open&department=Billing", headers=ALICE).get_json()
     assert [t["id"] for t in listed["tickets"]] == [ticket_id]
@@ -100,7 +100,7 @@ def test_cancel_at_period_end_schedules(agent_client, shop):
 
 def test_refund_request_partial_refund_by_agent(agent_client, shop):
     shop.subscription()
-    ticket_id = _ticket_id(shop.customer_asks_refund(reason="Charged twice"))
+    ticket_id = _ticket_id(shop.portal_request("/payments/PAY-1/refund", reason="Charged twice"))
     detail = agent_client.get(f"{API}/tickets/{ticket_id}", headers=ALICE).get_json()
     assert detail["subject"] == "Refund request for order ORD-1001"
     assert sorted(detail["available_events"]) == ["decline", "refund_full", "refund_partial"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..errors import BillingError, InvalidInput
@@ -39,6 +39,9 @@ EVENT_LABELS = {
     "decline": "Decline",
     "fail": "Mark as failed",
 }
+#: Session key of the one-line notice shown after a form's redirect. The desk keeps its own
+#: instead of Flask's flash(), so a host layout that renders flashes does not show it twice.
+NOTICE_KEY = "self_billing_desk_notice"
 CSRF_MESSAGE = "The form expired or was sent from elsewhere. Reload the page and try again."
 
 
@@ -85,7 +88,12 @@ def _invoice_url(payment_id: str) -> str:
     return agent_invoice_url(payment_id)
 
 
+def _notice(text: str) -> None:
+    session[NOTICE_KEY] = text
+
+
 def _render(template: str, http_status: int = 200, **context: Any) -> Response:
+    context.setdefault("notice", session.pop(NOTICE_KEY, None))
     return current_app.response_class(render_template(template, **context), status=http_status,
                                       mimetype="text/html")
 
@@ -155,7 +163,7 @@ def ticket_event(ticket_id: int) -> Response:
                                    (form.message.data or "").strip() or None)
     except BillingError as err:
         return _ticket_page(ticket_id, err.status, err.message, event_form=form)
-    flash(f"Done: {EVENT_LABELS.get(event, event)}.", "success")
+    _notice(f"Done: {EVENT_LABELS.get(event, event)}.")
     return redirect(url_for(".ticket", ticket_id=ticket_id))
 
 
@@ -169,7 +177,7 @@ def ticket_reply(ticket_id: int) -> Response:
         actions.reply(ticket_id, actions.require_agent(), form.message.data or "")
     except BillingError as err:
         return _ticket_page(ticket_id, err.status, err.message, reply_form=form)
-    flash("Your reply was recorded and emailed to the customer.", "success")
+    _notice("Your reply was recorded and emailed to the customer.")
     return redirect(url_for(".ticket", ticket_id=ticket_id))
 
 
@@ -219,8 +227,8 @@ def order_cancel(order_id: str) -> Response:
                               (form.message.data or "").strip() or None)
     except BillingError as err:
         return _order_page(order_id, err.status, err.message)
-    flash("The subscription was cancelled." if form.when.data == "now"
-          else "The subscription will end at the end of its paid period.", "success")
+    _notice("The subscription was cancelled." if form.when.data == "now"
+           else "The subscription will end at the end of its paid period.")
     return redirect(url_for(".order", order_id=order_id))
 
 
@@ -243,5 +251,5 @@ def payment_refund(payment_id: str) -> Response:
                               (form.message.data or "").strip() or None)
     except BillingError as err:
         return _order_page(order_id, err.status, err.message)
-    flash(f"Payment {payment_id} was refunded.", "success")
+    _notice(f"Payment {payment_id} was refunded.")
     return redirect(url_for(".order", order_id=order_id))
