@@ -196,7 +196,7 @@ def test_customer_downloads_the_invoice_as_invoice_pdf(customer):
         "Invoice number: INV-pay_1",
         "Issue date: Oct 1, 2026",
         "Acme Tools Ltd", "1 Market Way", "London EC1A 1AA", "Tax ID: GB123456789", "billing@acme.example.com",
-        "BILL TO Ann Lee 1 Main St Springfield, IL 62701 United States ann@example.com",
+        "BILL TO Ann Lee 1 Main St Springfield, IL 62701 United States PAYMENT",
         "Pro Plan",
         "Subscription period: Oct 1, 2026 – Nov 1, 2026",
         "Total $49.00",
@@ -437,7 +437,7 @@ def test_another_leads_or_unknown_payment_is_404(customer, shop_app, payment_id)
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "payment_not_found"
     assert "Bob" not in response.get_data(as_text=True)
-    assert cache_files(shop_app) == [name for name in cache_files(shop_app) if name.endswith(".pdf")]
+    assert cache_files(shop_app) == []  # nothing was rendered for it
 
 
 def test_agent_downloads_any_invoice(shop_app, shop):
@@ -548,6 +548,29 @@ def test_repeat_download_is_served_from_the_cache(shop_app, customer, tmp_path):
     assert agent_download(shop_app, "pay_1").data == first.data
     # ...but a new invoice cannot be made
     assert agent_download(shop_app, "pay_2").status_code == 503
+
+
+def test_merchant_settings_and_an_emptied_cache_are_followed(shop_app, customer):
+    first = download(customer)
+    shop_app.config["SELF_BILLING_MERCHANT_NAME"] = "Acme Tools Group plc"
+    renamed = download(customer)
+    assert renamed.data != first.data
+    assert "Acme Tools Group plc" in pdf_text(renamed.data)
+
+    for name in cache_files(shop_app):
+        (Path(shop_app.config["SELF_BILLING_INVOICE_CACHE_DIR"]) / name).unlink()
+    again = download(customer)
+    assert again.status_code == 200
+    assert "Acme Tools Group plc" in pdf_text(again.data)
+    assert len(cache_files(shop_app)) == 1
+
+
+def test_repeat_download_with_the_etag_is_not_modified(customer):
+    first = download(customer)
+    etag = first.headers["ETag"]
+    second = customer.get(f"{PREFIX}/portal/payments/pay_1/invoice.pdf", headers={"If-None-Match": etag})
+    assert second.status_code == 304
+    assert second.data == b""
 
 
 def test_concurrent_downloads_render_once(shop_app, shop, tmp_path):

@@ -32,5 +32,4 @@ def require_agent() -> str:
 @bp.get("/payments/<payment_id>/invoice.pdf")
 def agent_invoice(payment_id: str) -> Response:
     require_agent()
-    payment = service.payment_for_agent(payment_id)
-    return send_invoice(service.invoice_file(payment))
+    return send_invoice(service.invoice_for_agent(payment_id))

@@ -35,10 +35,15 @@ from . import render
 DIR_NAME = "self_billing_invoices"
 
 
-def cache_dir() -> Path:
-    """The cache folder, created (private to this user) on first use."""
+def cache_folder() -> Path:
+    """Where the cache is (it may not exist yet)."""
     configured = current_app.config.get("SELF_BILLING_INVOICE_CACHE_DIR")
-    path = Path(configured) if configured else Path(current_app.instance_path) / DIR_NAME
+    return Path(configured) if configured else Path(current_app.instance_path) / DIR_NAME
+
+
+def cache_dir() -> Path:
+    """The cache folder, created (private to this user) when missing."""
+    path = cache_folder()
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
@@ -53,7 +58,7 @@ def cache_key(html: str) -> str:
 
 def cached_path(key: str, folder: Path | None = None) -> Path | None:
     """The finished file of ``key``, or None."""
-    path = (folder or cache_dir()) / f"{key}.pdf"
+    path = (folder or cache_folder()) / f"{key}.pdf"
     try:
         if path.stat().st_size > 0:
             return path

@@ -25,10 +25,9 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from flask import current_app, render_template
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, bindparam, select
 
-from ..db import db
-from ..ledger.models import Payment, Refund
+from ..ledger.models import Payment, Purchase, Refund
 from ..money import format_money
 
 log = logging.getLogger(__name__)
@@ -143,78 +142,125 @@ def _date(value: datetime | None, locale: str) -> str:
     return format_date(value.date(), format="medium", locale=locale) if value else ""
 
 
-def _bill_to(snapshot: dict[str, Any], lead: Any, locale: str) -> dict[str, Any]:
+def _bill_to(snapshot: dict[str, Any] | None, locale: str) -> dict[str, Any]:
     """The payment's bill-to snapshot as display lines (every value is text, escaped by the template)."""
     snapshot = snapshot or {}
-    name = str(snapshot.get("name") or "").strip()
-    if not name and lead is not None:
-        name = f"{lead.first_name} {lead.last_name}".strip()
-    city = str(snapshot.get("city") or "").strip()
-    region = str(snapshot.get("region") or "").strip()
-    postal_code = str(snapshot.get("postal_code") or "").strip()
-    city_line = ", ".join(part for part in (city, region) if part)
-    city_line = " ".join(part for part in (city_line, postal_code) if part)
-    country_code = str(snapshot.get("country") or "").strip()
-    country = Locale.parse(locale).territories.get(country_code.upper(), country_code) if country_code else ""
-    lines = [str(snapshot.get(k) or "").strip() for k in ("line1", "line2")]
-    lines += [city_line, country]
-    return {
-        "name": name,
-        "lines": [line for line in lines if line],
-        "email": lead.email if lead is not None else "",
-    }
+
+    def field(name: str) -> str:
+        return str(snapshot.get(name) or "").strip()
+
+    city_line = ", ".join(part for part in (field("city"), field("region")) if part)
+    city_line = " ".join(part for part in (city_line, field("postal_code")) if part)
+    code = field("country")
+    country = Locale.parse(locale).territories.get(code.upper(), code) if code else ""
+    lines = [field("line1"), field("line2"), city_line, country]
+    return {"name": field("name"), "lines": [line for line in lines if line]}
 
 
-def invoice_context(payment: Payment) -> dict[str, Any]:
-    """Everything the invoice template shows, for one payment."""
+#: Every ledger value an invoice shows, in one query: the payment and what it paid for.
+#: (Refunds are read only when the payment has some.) Bind ``payment_id``; add a lead filter with
+#: :func:`inputs_statement`.
+_COLUMNS = (
+    Payment.id, Payment.payment_id, Payment.amount_cents, Payment.currency, Payment.paid_at,
+    Payment.refunded_cents, Payment.bill_to, Payment.period_start, Payment.period_end,
+    Purchase.order_id, Purchase.product, Purchase.kind,
+)
+_ANY_LEAD = (
+    select(*_COLUMNS)
+    .join(Purchase, Purchase.id == Payment.purchase_id)
+    .where(Payment.payment_id == bindparam("payment_id"))
+)
+_ONE_LEAD = _ANY_LEAD.where(Purchase.lead_id == bindparam("lead_id"))
+
+
+def find_inputs(connection: Connection, payment_id: str, lead_id: int | None = None) -> Row | None:
+    """The invoice's ledger inputs of ``payment_id`` (only among ``lead_id``'s purchases when given), or None.
+
+    A plain Core query: it runs on every download, cached or not.
+    """
+    if lead_id is None:
+        return connection.execute(_ANY_LEAD, {"payment_id": payment_id}).first()
+    return connection.execute(_ONE_LEAD, {"payment_id": payment_id, "lead_id": lead_id}).first()
+
+
+def invoice_context(inputs: Row, connection: Connection) -> dict[str, Any]:
+    """Everything the invoice template shows, from :func:`find_inputs`' row (read on ``connection``)."""
     locale = _locale()
-    purchase = payment.purchase
-    lead = purchase.lead
-    refunds = db.session.execute(
-        select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.refunded_at, Refund.id)
-    ).scalars().all()
-    currency = payment.currency
+    currency = inputs.currency
+    refunded_cents = inputs.refunded_cents  # the running total, kept with the Refund rows
+    refunds = []
+    if refunded_cents > 0:
+        refunds = connection.execute(
+            select(Refund.amount_cents, Refund.refunded_at)
+            .where(Refund.payment_id == inputs.id)
+            .order_by(Refund.refunded_at, Refund.id)
+        ).all()
 
     def money(cents: int) -> str:
         return format_money(cents, currency, locale)
 
     period = None
-    if purchase.kind == "subscription" and payment.period_start and payment.period_end:
-        period = {"start": _date(payment.period_start, locale), "end": _date(payment.period_end, locale)}
-    refunded_cents = payment.refunded_cents  # the running total, kept with the Refund rows
+    if inputs.kind == "subscription" and inputs.period_start and inputs.period_end:
+        period = {"start": _date(inputs.period_start, locale), "end": _date(inputs.period_end, locale)}
     if refunded_cents <= 0:
         status = "paid"
-    elif refunded_cents >= payment.amount_cents:
+    elif refunded_cents >= inputs.amount_cents:
         status = "refunded"
     else:
         status = "partially_refunded"
     return {
-        "order_id": purchase.order_id,
-        "invoice_number": invoice_number(payment.payment_id),
-        "payment_id": payment.payment_id,
-        "issue_date": _date(payment.paid_at, locale),
-        "paid_date": _date(payment.paid_at, locale),
+        "order_id": inputs.order_id,
+        "invoice_number": invoice_number(inputs.payment_id),
+        "payment_id": inputs.payment_id,
+        "issue_date": _date(inputs.paid_at, locale),
+        "paid_date": _date(inputs.paid_at, locale),
         "merchant": merchant_block(),
-        "bill_to": _bill_to(payment.bill_to, lead, locale),
+        "bill_to": _bill_to(inputs.bill_to, locale),
         "item": {
-            "product": purchase.product,
-            "kind": purchase.kind,
+            "product": inputs.product,
+            "kind": inputs.kind,
             "period": period,
-            "amount": money(payment.amount_cents),
+            "amount": money(inputs.amount_cents),
         },
         "currency": currency,
-        "total": money(payment.amount_cents),
+        "total": money(inputs.amount_cents),
         "status": status,
         "status_label": STATUS_LABELS[status],
-        "refunds": [
-            {"amount": money(r.amount_cents), "date": _date(r.refunded_at, locale)} for r in refunds
-        ],
+        "refunds": [{"amount": money(r.amount_cents), "date": _date(r.refunded_at, locale)} for r in refunds],
         "refunded_total": money(refunded_cents),
-        "remaining": money(max(payment.amount_cents - refunded_cents, 0)),
+        "remaining": money(max(inputs.amount_cents - refunded_cents, 0)),
         "locale": locale,
     }
 
 
-def invoice_html(payment: Payment) -> str:
-    """The invoice of ``payment`` as HTML (the overridable template, autoescaped)."""
-    return render_template(TEMPLATE, **invoice_context(payment))
+def invoice_html(inputs: Row, connection: Connection) -> str:
+    """The invoice as HTML (the overridable template, autoescaped), from :func:`find_inputs`' row."""
+    return render_template(TEMPLATE, **invoice_context(inputs, connection))
+
+
+def inputs_fingerprint(inputs: Row) -> tuple:
+    """Everything the HTML follows from, as a hashable value: the ledger row, the merchant's
+    settings, the locale and the logo file's identity. Equal fingerprints give equal HTML as long
+    as the template does not change (see :mod:`plugin.invoices.service`)."""
+    config = current_app.config
+    logo_path = config.get("SELF_BILLING_MERCHANT_LOGO_PATH")
+    logo_stamp: tuple = ()
+    if logo_path:
+        try:
+            st = os.stat(logo_path)
+            logo_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            logo_stamp = ("missing",)
+    row = tuple(
+        tuple(sorted(value.items())) if isinstance(value, dict) else value for value in inputs
+    )
+    return (
+        row,
+        config.get("SELF_BILLING_LOCALE"),
+        config.get("SELF_BILLING_MERCHANT_NAME"),
+        str(config.get("SELF_BILLING_MERCHANT_ADDRESS")),
+        config.get("SELF_BILLING_MERCHANT_TAX_ID"),
+        config.get("SELF_BILLING_MERCHANT_EMAIL"),
+        logo_path,
+        logo_stamp,
+    )
