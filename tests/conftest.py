@@ -188,3 +188,42 @@ class Ledger:
 @pytest.fixture
 def ledger(app) -> Ledger:
     return Ledger(app)
+
+
+class Customer:
+    """A customer on the portal JSON API: logs in, then sends the session cookie and ``X-CSRFToken``."""
+
+    def __init__(self, client: Any, prefix: str = "/billing/api/portal") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.csrf_token: str | None = None
+
+    def login(self, order_id: str, email: str = "ann@example.com") -> Any:
+        answer = self.client.post(f"{self.prefix}/login", json={"order_id": order_id, "email": email})
+        if answer.status_code == 200:
+            self.csrf_token = answer.get_json()["csrf_token"]
+        return answer
+
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, str]:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.csrf_token:
+            headers.setdefault("X-CSRFToken", self.csrf_token)
+        return headers
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(self.prefix + path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(self.prefix + path, json=json if json is not None else {},
+                                headers=self._headers(kwargs), **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.put(self.prefix + path, json=json, headers=self._headers(kwargs), **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(self.prefix + path, headers=self._headers(kwargs), **kwargs)
+
+
+@pytest.fixture
+def customer(client) -> Customer:
+    return Customer(client)

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import select
 
 from ..db import db
-from ..errors import Conflict, InvalidInput, NotFound, PaymentDeclined, Unavailable
+from ..errors import Conflict, InvalidInput, NotAllowed, NotFound, PaymentDeclined, Unavailable
 from ..ledger.models import Payment, PaymentMethod, Purchase
 from ..ledger.schemas import Address
+from ..ledger.service import get_settings
 from ..locking import lock_purchase
 from ..payments import get_gateway
 from ..payments.interface import CardDeclined, GatewayError, InvalidToken, PayPalManaged, ProcessorOutage
@@ -102,41 +103,47 @@ def _reason(reason: Any) -> str:
     return reason
 
 
-def cancel_purchase(lead_id: int, order_id: str, reason: Any = None) -> Any:
-    """Ask to cancel the lead's subscription; returns the BillingRequest (a repeat returns the open one)."""
-    from ..workflows.service import submit_cancellation
-
-    purchase = own_purchase(lead_id, order_id)
-    text = _reason(reason)
-    if not purchase_actions(purchase)["cancel"]:
-        open_request = _open_request_of(purchase, "cancellation")
-        if open_request is not None:
-            return open_request
-        raise Conflict(
-            "This purchase cannot be cancelled here: it is not an active subscription, "
-            "or self-service cancellation is turned off. Contact support for help.",
-            code="cancel_not_available",
+def refuse_cancel(purchase: Purchase) -> None:
+    """Raise why "Cancel subscription" is not offered: 403 when the merchant turned it off, else 409."""
+    if get_settings().cancellation_mode == "disabled":
+        raise NotAllowed(
+            "Self-service cancellation is turned off for this store. Contact support to cancel.",
+            code="cancellation_disabled",
         )
-    return submit_cancellation(purchase, actor="customer", reason=text)
-
-
-def refund_payment(lead_id: int, payment_id: str, reason: Any = None) -> Any:
-    """Ask for a refund of the full remaining amount of the lead's payment; returns the BillingRequest."""
-    from ..workflows.service import submit_refund
-
-    payment = own_payment(lead_id, payment_id)
-    text = _reason(reason)
-    purchase = db.session.get(Purchase, payment.purchase_id)
-    if not refund_allowed(purchase, payment):
-        open_request = _open_request_of(purchase, "refund", payment)
-        if open_request is not None:
-            return open_request
+    if _open_request_of(purchase, "cancellation") is not None:
         raise Conflict(
-            "This payment cannot be refunded here: its refund window has passed, it is already refunded, "
-            "or self-service refunds are turned off. Contact support for help.",
-            code="refund_not_available",
+            "A cancellation request for this subscription is already open. We will email you when it is handled.",
+            code="request_open",
         )
-    return submit_refund(payment, actor="customer", reason=text)
+    raise Conflict(
+        "This purchase cannot be cancelled here: it is not an active subscription, "
+        "or it is already cancelled or scheduled to end. Contact support for help.",
+        code="cancel_not_available",
+    )
+
+
+def refuse_refund(purchase: Purchase, payment: Payment) -> None:
+    """Raise why "Request refund" is not offered: 403 when the merchant turned it off, else 409."""
+    if get_settings().refund_mode == "disabled":
+        raise NotAllowed(
+            "Self-service refunds are turned off for this store. Contact support to ask for a refund.",
+            code="refunds_disabled",
+        )
+    if _open_request_of(purchase, "refund", payment) is not None:
+        raise Conflict(
+            "A refund request for this payment is already open. We will email you when it is handled.",
+            code="request_open",
+        )
+    raise Conflict(
+        "This payment cannot be refunded here: its refund window has passed or it is already refunded. "
+        "Contact support for help.",
+        code="refund_not_available",
+    )
+
+
+def cancel_allowed(purchase: Purchase) -> bool:
+    """True when the page offers "Cancel subscription" (the contract's purchase actions)."""
+    return bool(purchase_actions(purchase)["cancel"])
 
 
 def refund_allowed(purchase: Purchase, payment: Payment) -> bool:
@@ -146,6 +153,41 @@ def refund_allowed(purchase: Purchase, payment: Payment) -> bool:
     shown = purchase_to_dict(purchase)
     entry = next((p for p in shown["payments"] if p["payment_id"] == payment.payment_id), None)
     return bool(entry and entry["actions"]["refund"])
+
+
+def cancel_purchase(lead_id: int, order_id: str, reason: Any = None) -> Any:
+    """Ask to cancel the lead's subscription; returns the BillingRequest.
+
+    Safe to repeat: while a request is open, a repeat answers with it.
+    """
+    from ..workflows.service import submit_cancellation
+
+    purchase = own_purchase(lead_id, order_id)
+    text = _reason(reason)
+    if not cancel_allowed(purchase):
+        open_request = _open_request_of(purchase, "cancellation")
+        if open_request is not None:
+            return open_request
+        refuse_cancel(purchase)
+    return submit_cancellation(purchase, actor="customer", reason=text)
+
+
+def refund_payment(lead_id: int, payment_id: str, reason: Any = None) -> Any:
+    """Ask for a refund of the full remaining amount of the lead's payment; returns the BillingRequest.
+
+    Safe to repeat: while a request is open, a repeat answers with it.
+    """
+    from ..workflows.service import submit_refund
+
+    payment = own_payment(lead_id, payment_id)
+    text = _reason(reason)
+    purchase = db.session.get(Purchase, payment.purchase_id)
+    if not refund_allowed(purchase, payment):
+        open_request = _open_request_of(purchase, "refund", payment)
+        if open_request is not None:
+            return open_request
+        refuse_refund(purchase, payment)
+    return submit_refund(payment, actor="customer", reason=text)
 
 
 def _open_request_of(purchase: Purchase, request_type: str, payment: Payment | None = None) -> Any:

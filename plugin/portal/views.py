@@ -261,12 +261,8 @@ def cancel(order_id: str):
         status = 400
     else:
         status = 200
-        if not actions.purchase_actions(purchase)["cancel"]:
-            raise Conflict(
-                "This subscription cannot be cancelled here: it is already cancelled or scheduled to end, "
-                "a request is already open, or self-service cancellation is turned off.",
-                code="cancel_not_available",
-            )
+        if not actions.cancel_allowed(purchase):
+            actions.refuse_cancel(purchase)
     return render(
         "confirm.html", status, lead=lead, form=form, kind="cancel", purchase=purchase,
         preview=_cancel_preview(purchase),
@@ -290,11 +286,7 @@ def refund(payment_id: str):
     else:
         status = 200
         if not actions.refund_allowed(purchase, payment):
-            raise Conflict(
-                "This payment cannot be refunded here: its refund window has passed, it is already refunded, "
-                "a request is already open, or self-service refunds are turned off.",
-                code="refund_not_available",
-            )
+            actions.refuse_refund(purchase, payment)
     settings = get_settings()
     preview = ("The full remaining amount of this payment will be refunded to you right away."
                if settings.refund_mode == "automatic" else
