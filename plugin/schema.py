@@ -55,6 +55,19 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return True
 
 
+def host_include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """For a host's own Alembic ``env.py``: leave Self-Billing's tables out of the host's autogenerate.
+
+    The plugin's tables are not on the host's metadata, so without this the
+    host's ``flask db migrate`` would write ``drop_table`` for each of them::
+
+        context.configure(..., include_name=plugin.schema.host_include_name)
+    """
+    if type_ == "table":
+        return not (name or "").startswith("sb_")
+    return True
+
+
 def _defer_cyclic_foreign_keys(context: Any, revision: Any, directives: list[Any]) -> None:
     """Autogenerate hook: create ``use_alter`` foreign keys after every table of the revision exists.
 

@@ -184,3 +184,26 @@ def test_migrations_downgrade_to_nothing_and_upgrade_again(host):
 
     assert "Created the Self-Billing schema" in init_db(host).output
     assert differences(host) == []
+
+
+def test_a_host_alembic_autogenerate_leaves_plugin_tables_out(host):
+    """A host's own migrations, with host_include_name, see neither our tables nor our version table."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    from plugin.schema import host_include_name
+
+    assert init_db(host).exit_code == 0
+    host_metadata = MetaData()
+    Table("tickets", host_metadata, Column("id", Integer, primary_key=True), Column("subject", String(200)))
+    with host.app_context():
+        engine = host.extensions["sqlalchemy"].engine
+        host_metadata.create_all(engine)
+        with engine.connect() as conn:
+            unfiltered = compare_metadata(MigrationContext.configure(conn), host_metadata)
+            filtered = compare_metadata(
+                MigrationContext.configure(conn, opts={"include_name": host_include_name}), host_metadata
+            )
+    assert any(diff[0] == "remove_table" and diff[1].name.startswith("sb_") for diff in unfiltered)
+    assert filtered == []
