@@ -514,3 +514,46 @@ def test_faults_exist_only_on_the_sandbox(make_app):
     assert "acme" in error["message"]
     assert_error(merchant.put("/sandbox/faults", {"refund": -1}), 404, "sandbox_not_in_use")
     assert_error(merchant.get("/sandbox/faults"), 404, "sandbox_not_in_use")
+
+
+# -- repeats at the same moment ----------------------------------------------------------------
+
+
+def _in_threads(app, count: int, call) -> list[Any]:
+    import threading
+
+    barrier = threading.Barrier(count)
+    answers: list[Any] = []
+
+    def worker() -> None:
+        client = Merchant(app.test_client())
+        barrier.wait()
+        try:
+            response = call(client)
+        except Exception as exc:  # noqa: BLE001 - shown in the assertion
+            answers.append((500, repr(exc)))
+        else:
+            answers.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_concurrent_repeats_create_one_order_and_one_payment(app, merchant):
+    merchant.put("/price-points/pro", PRICE)
+    body = order_body(email="new.customer@example.com")
+    answers = _in_threads(app, 6, lambda m: m.put("/orders/ORD-NEW", body))
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    assert len({json.dumps(answer, sort_keys=True) for _, answer in answers}) == 1
+
+    payment = {"payment_id": "PAY-NEW", "paid_at": "2026-01-31T09:00:00Z"}
+    answers = _in_threads(app, 6, lambda m: m.post("/orders/ORD-NEW/payments", payment))
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    order = merchant.get("/orders/ORD-NEW").get_json()
+    assert [p["payment_id"] for p in order["payments"]] == ["PAY-NEW"]
+    counts = row_counts(app)
+    assert counts["sb_leads"] == 1 and counts["sb_purchases"] == 1 and counts["sb_payments"] == 1

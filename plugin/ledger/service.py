@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
+from ..locking import lock_purchase
 from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
 from .periods import add_interval
 from .present import iso_utc
@@ -37,16 +38,28 @@ SETTINGS_ID = 1
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _atomic(fn: F) -> F:
-    """Roll back whatever ``fn`` left in the session when it fails, so a failure writes nothing."""
+def _write(fn: F) -> F:
+    """Run ``fn`` as one transaction that writes all or nothing.
+
+    On failure whatever ``fn`` left in the session is rolled back. When a
+    concurrent call created the same lead, price point, order or payment first
+    (a unique key raced), ``fn`` runs once more and then finds that row, so the
+    same request sent twice at once still answers as a repeat.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BaseException:
-            db.session.rollback()
-            raise
+        for attempt in (1, 2):
+            try:
+                return fn(*args, **kwargs)
+            except IntegrityError:
+                db.session.rollback()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                db.session.rollback()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper  # type: ignore[return-value]
 
@@ -89,7 +102,7 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
     }
 
 
-@_atomic
+@_write
 def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
     """Apply any subset of the settings."""
     data = validate(SettingsIn, data)
@@ -111,7 +124,7 @@ def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
 # -- price points ----------------------------------------------------------------------
 
 
-@_atomic
+@_write
 def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tuple[PricePoint, bool]:
     """Create or replace the price point ``code``. Returns it and whether it was created."""
     check_id(code, "code")
@@ -128,11 +141,7 @@ def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tup
     price.interval_count = data.interval_count if data.interval else 1
     price.cancellation = data.cancellation
     price.refund_window_days = data.refund_window_days
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same code created concurrently: apply ours on top, once
-        db.session.rollback()
-        return upsert_price_point(code, data)  # the row exists now, so this updates
+    db.session.commit()
     return price, created
 
 
@@ -202,10 +211,8 @@ def get_price_point(code: str) -> PricePoint:
     return price
 
 
-@_atomic
-def upsert_order(
-    order_id: str, data: OrderIn | Mapping[str, Any], _attempt: int = 0
-) -> tuple[Purchase, bool]:
+@_write
+def upsert_order(order_id: str, data: OrderIn | Mapping[str, Any]) -> tuple[Purchase, bool]:
     """Create or replace the purchase ``order_id``; the lead is found or created by email.
 
     Replacing keeps what the purchase has lived through (payments, status,
@@ -219,6 +226,8 @@ def upsert_order(
     kind = "subscription" if price.is_recurring else "one_time"
     lead = find_or_create_lead(str(data.email), data.first_name, data.last_name)
     purchase = db.session.execute(select(Purchase).where(Purchase.order_id == order_id)).scalar_one_or_none()
+    if purchase is not None:
+        purchase = lock_purchase(purchase.id)  # replacing waits for money-moving steps on it
     created = purchase is None
     if created:
         purchase = Purchase(
@@ -253,17 +262,11 @@ def upsert_order(
     else:
         purchase.payment_type = "card"
         purchase.paypal_payer_email = None
-    try:
-        db.session.flush()
-        if data.payment_method.type == "card":
-            _apply_card(purchase, data.payment_method)
-        _refresh_next_payment(purchase)
-        db.session.commit()
-    except IntegrityError:  # the lead or order was created concurrently: go again, once
-        db.session.rollback()
-        if _attempt:
-            raise
-        return upsert_order(order_id, data, _attempt + 1)
+    db.session.flush()
+    if data.payment_method.type == "card":
+        _apply_card(purchase, data.payment_method)
+    _refresh_next_payment(purchase)
+    db.session.commit()
     return purchase, created
 
 
@@ -292,18 +295,18 @@ def get_purchase(order_id: str) -> Purchase:
     return purchase
 
 
-@_atomic
-def record_payment(
-    order_id: str, data: PaymentIn | Mapping[str, Any], _attempt: int = 0
-) -> tuple[Payment, bool]:
+@_write
+def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[Payment, bool]:
     """Record a completed payment of ``order_id``. Returns it and whether it is new.
 
     The same payment_id twice is one payment; the same payment_id with another
-    time or amount is a conflict (a different payment needs its own id).
+    time or amount is a conflict (a different payment needs its own id). Takes
+    the purchase's row lock first, so concurrent payments of one purchase see
+    each other and its next payment date follows from the latest.
     """
     check_id(order_id, "order_id")
     data = validate(PaymentIn, data)
-    purchase = get_purchase(order_id)
+    purchase = lock_purchase(get_purchase(order_id).id)
     existing = db.session.execute(
         select(Payment).where(Payment.payment_id == data.payment_id)
     ).scalar_one_or_none()
@@ -346,15 +349,9 @@ def record_payment(
         payment.period_start = data.paid_at
         payment.period_end = add_interval(data.paid_at, price.interval, price.interval_count)
     db.session.add(payment)
-    try:
-        db.session.flush()
-        _refresh_next_payment(purchase)
-        db.session.commit()
-    except IntegrityError:  # the same payment_id recorded concurrently: answer with it
-        db.session.rollback()
-        if _attempt:
-            raise
-        return record_payment(order_id, data, _attempt + 1)
+    db.session.flush()
+    _refresh_next_payment(purchase)
+    db.session.commit()
     return payment, True
 
 
