@@ -259,7 +259,12 @@ def test_form_body_is_415(agent_client, shop):
     assert response.status_code == 415
 
 
-def test_two_agents_resolving_at_once_one_wins(agent_app, shop):
+@pytest.mark.parametrize("alice_body, bob_body", [
+    ({"event": "refund_full"}, {"event": "refund_partial", "amount": "5.00"}),
+    ({"event": "refund_full"}, {"event": "refund_full"}),
+    ({"event": "decline"}, {"event": "refund_full"}),
+])
+def test_two_agents_resolving_at_once_one_wins(agent_app, shop, alice_body, bob_body):
     shop.subscription()
     ticket_id = _ticket_id(shop.customer_asks_refund())
     barrier = threading.Barrier(2)
@@ -271,8 +276,8 @@ def test_two_agents_resolving_at_once_one_wins(agent_app, shop):
         response = client.post(f"{API}/tickets/{ticket_id}/events", headers=headers, json=body)
         results[name] = (response.status_code, response.get_json())
 
-    threads = [threading.Thread(target=act, args=("alice", ALICE, {"event": "refund_full"})),
-               threading.Thread(target=act, args=("bob", BOB, {"event": "refund_partial", "amount": "5.00"}))]
+    threads = [threading.Thread(target=act, args=("alice", ALICE, alice_body)),
+               threading.Thread(target=act, args=("bob", BOB, bob_body))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -285,10 +290,16 @@ def test_two_agents_resolving_at_once_one_wins(agent_app, shop):
     client = agent_app.test_client()
     detail = client.get(f"{API}/tickets/{ticket_id}", headers=ALICE).get_json()
     winner = next(name for name, (code, _) in results.items() if code == 200)
-    refunded = "49.00" if winner == "alice" else "5.00"
+    won = alice_body if winner == "alice" else bob_body
+    refunded = {"refund_full": "49.00", "refund_partial": "5.00", "decline": "0.00"}[won["event"]]
     assert detail["purchase"]["payments"][0]["refunded_amount"] == refunded
+    assert detail["status"] == "closed"
     assert [h["by"] for h in detail["request"]["history"]].count(f"{winner}@helpdesk.test") == 1
-    assert len(shop.emails("ORD-1001", "refund_done")) == 1
+    loser_name = "bob" if winner == "alice" else "alice"
+    assert f"{loser_name}@helpdesk.test" not in [h["by"] for h in detail["request"]["history"]]
+    kind = "request_declined" if won["event"] == "decline" else "refund_done"
+    assert len(shop.emails("ORD-1001", kind)) == 1
+    assert len(shop.emails("ORD-1001")) == 2  # request_ticketed + the one outcome
 
 
 # -- lead lookup -------------------------------------------------------------------------
@@ -437,3 +448,50 @@ def test_manual_cancel_of_one_time_purchase_is_409(agent_client, shop):
     shop.one_time()
     response = agent_client.post(API + "/purchases/ORD-2001/cancel", headers=ALICE, json={"when": "now"})
     assert response.status_code == 409
+
+
+# -- cost ----------------------------------------------------------------------------------
+
+
+def _statements(app, fn) -> int:
+    from sqlalchemy import event
+
+    from plugin.db import db
+
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def test_queue_and_lookup_cost_does_not_grow_with_tickets_or_orders(agent_app, agent_client, shop):
+    shop.subscription()
+
+    def add_tickets(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            shop.ledger.order(f"ORD-5{n:02d}")
+            shop.ledger.payment(f"ORD-5{n:02d}", f"PAY-5{n:02d}", "2026-11-20T10:00:00Z")
+            _ticket_id(shop.customer_asks_refund(f"PAY-5{n:02d}"))
+
+    def list_page():
+        assert agent_client.get(API + "/tickets?status=open", headers=ALICE).status_code == 200
+
+    def lookup():
+        assert agent_client.get(API + "/leads?q=ann", headers=ALICE).status_code == 200
+
+    add_tickets(0, 2)
+    few = _statements(agent_app, list_page), _statements(agent_app, lookup)
+    add_tickets(2, 10)
+    many = _statements(agent_app, list_page), _statements(agent_app, lookup)
+    assert many == few
+    page = agent_client.get(API + "/tickets?status=open", headers=ALICE).get_json()["tickets"]
+    assert len(page) == 12 and all(len(t["request"]["history"]) == 2 for t in page)
