@@ -1,0 +1,513 @@
+"""The customer portal's pages through a browser-like Flask client: login, My Orders, the helpdesk tab,
+confirmations and messages, forms with CSRF tokens, the icons' accessible names, and bad input."""
+from __future__ import annotations
+
+import re
+from html import unescape
+from typing import Any
+
+import pytest
+from jinja2 import ChoiceLoader, DictLoader
+
+from plugin import SelfBilling
+from tests.conftest import Ledger
+from tests.test_portal_api import admin_order, card_token, days_ago, stock
+
+PORTAL = "/billing/portal"
+TAB = "/help/my-orders"
+HOST_LAYOUT = """<!doctype html><html><head><title>{% block title %}{% endblock %} · Host Help</title></head>
+<body><nav id="host-nav">Host Help Center</nav><main>{% block content %}{% endblock %}</main></body></html>"""
+
+
+def text(answer) -> str:
+    return answer.get_data(as_text=True)
+
+
+def csrf(html: str, name: str = "csrf_token") -> str:
+    match = re.search(rf'name="{re.escape(name)}" type="hidden" value="([^"]+)"', html) or re.search(
+        rf'value="([^"]+)"[^>]*name="{re.escape(name)}"', html)
+    assert match, f"the page has a {name} field"
+    return match.group(1)
+
+
+def visible(html: str) -> str:
+    """The page's text, without styles, scripts and tags."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def login(client, order_id: str = "SUB-1", email: str = "ann@example.com", base: str = PORTAL, **extra: str):
+    page = client.get(base + "/")
+    return client.post(base + "/login", data={"csrf_token": csrf(text(page)), "order_id": order_id,
+                                              "email": email, **extra})
+
+
+def controls(html: str, name: str) -> list[str]:
+    """Every control (link or button) whose accessible name is ``name``, checking it has a title too."""
+    found = re.findall(rf'<(a|button)\b[^>]*aria-label="{re.escape(name)}"[^>]*>', html)
+    for tag in re.findall(rf'<(?:a|button)\b[^>]*aria-label="{re.escape(name)}"[^>]*>', html):
+        assert f'title="{name}"' in tag
+    return found
+
+
+def section(html: str, order_id: str) -> str:
+    match = re.search(rf'<section[^>]*data-order-id="{re.escape(order_id)}".*?</section>', html, flags=re.S)
+    assert match, f"My Orders has a module for {order_id}"
+    return match.group(0)
+
+
+@pytest.fixture
+def shop(ledger):
+    stock(ledger)
+    return ledger
+
+
+@pytest.fixture
+def ann(client, shop):
+    answer = login(client)
+    assert answer.status_code == 302
+    return client
+
+
+def host_app(make_app, portal: str = "both", **config: Any):
+    app = make_app(base_template="host/layout.html", **config)
+    app.jinja_env.loader = ChoiceLoader([DictLoader({"host/layout.html": HOST_LAYOUT}), app.jinja_env.loader])
+    SelfBilling().register_my_orders_tab(app, TAB)
+    stock(Ledger(app))
+    Ledger(app).settings(portal=portal)
+    return app
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+def test_login_page_then_my_orders(client, shop):
+    page = client.get(PORTAL + "/")
+    html = text(page)
+    assert page.status_code == 200
+    assert 'name="order_id"' in html and 'name="email"' in html and 'name="csrf_token"' in html
+    assert "top-right corner" in html
+    answer = login(client, email="  Ann@EXAMPLE.com ")
+    assert answer.status_code == 302 and answer.location.endswith(PORTAL + "/")
+    orders = visible(text(client.get(PORTAL + "/")))
+    assert "My Orders" in orders and "Logged in as ann@example.com" in orders
+    assert "Bob" not in orders and "BOB-1" not in orders
+
+
+def test_a_wrong_pair_shows_one_message(client, shop):
+    messages = set()
+    for order_id, email in [("NOPE", "ann@example.com"), ("SUB-1", "x@example.com"), ("BOB-1", "ann@example.com")]:
+        answer = login(client, order_id, email)
+        assert answer.status_code == 401
+        messages.add(re.search(r'role="alert">([^<]+)<', text(answer)).group(1))
+    assert len(messages) == 1
+    assert 'name="order_id"' in text(client.get(PORTAL + "/"))  # still not logged in
+
+
+@pytest.mark.parametrize("order_id, email", [
+    ("", "ann@example.com"), ("SUB-1", ""), ("S" * 2000, "ann@example.com"), ("SUB-1", "a" * 2000),
+])
+def test_login_form_refuses_empty_or_oversized_fields(client, shop, order_id, email):
+    answer = login(client, order_id, email)
+    assert answer.status_code == 400
+    assert "sb-field-error" in text(answer)
+    assert 'name="order_id"' in text(client.get(PORTAL + "/"))
+
+
+def test_html_in_the_login_fields_is_escaped(client, shop):
+    answer = login(client, "<script>alert(1)</script>", "<b>x</b>@example.com")
+    assert answer.status_code == 401
+    assert "<script>alert(1)</script>" not in text(answer)
+    assert "&lt;script&gt;" in text(answer)
+
+
+def test_a_replayed_login_form_without_csrf_is_refused(client, shop):
+    answer = client.post(PORTAL + "/login", data={"order_id": "SUB-1", "email": "ann@example.com"})
+    assert answer.status_code == 400
+    assert "nothing was changed" in visible(text(answer))
+    assert 'name="order_id"' in text(client.get(PORTAL + "/"))
+
+
+def test_login_rate_limit_shows_a_message_with_retry_after(make_app):
+    app = make_app(SELF_BILLING_LOGIN_LIMIT_PER_EMAIL="2 per 15 minutes")
+    stock(Ledger(app))
+    client = app.test_client()
+    for _ in range(2):
+        assert login(client, "WRONG").status_code == 401
+    answer = login(client, "SUB-1")
+    assert answer.status_code == 429
+    assert int(answer.headers["Retry-After"]) > 0
+    assert "Too many failed login attempts" in visible(text(answer))
+    # the JSON login shares the counter
+    api = client.post("/billing/api/portal/login", json={"order_id": "SUB-1", "email": "ann@example.com"})
+    assert api.status_code == 429
+
+
+def test_pages_need_a_login_and_come_back_after_it(client, shop):
+    answer = client.get(PORTAL + "/purchases/SUB-1/address")
+    assert answer.status_code == 302 and "next=" in answer.location
+    page = client.get(answer.location)
+    assert 'name="next" value="/billing/portal/purchases/SUB-1/address"' in text(page)
+    back = login(client, next="/billing/portal/purchases/SUB-1/address")
+    assert back.location.endswith("/billing/portal/purchases/SUB-1/address")
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_login_never_sends_to_another_site(client, shop, target):
+    answer = login(client, next=target)
+    assert answer.status_code == 302 and "evil" not in answer.location
+
+
+def test_logout_button_ends_the_session(ann):
+    html = text(ann.get(PORTAL + "/"))
+    assert ann.post(PORTAL + "/logout", data={}).status_code == 302  # no token: refused
+    assert "Logged in as" in text(ann.get(PORTAL + "/"))
+    answer = ann.post(PORTAL + "/logout", data={"logout-csrf_token": csrf(html, "logout-csrf_token")})
+    assert answer.status_code == 302
+    page = visible(text(ann.get(PORTAL + "/")))
+    assert "You are logged out." in page and "Logged in as" not in page
+
+
+# -- settings: disabled, which door ----------------------------------------------------------------
+
+
+def test_disabled_portal_says_so_and_shows_nothing_else(ann, shop):
+    shop.settings(enabled=False)
+    for path in ("/", "/purchases/SUB-1/cards", "/purchases/SUB-1/address"):
+        answer = ann.get(PORTAL + path)
+        assert answer.status_code == 403
+        page = visible(text(answer))
+        assert "Self-service billing is not enabled" in page
+        assert "SUB-1" not in page and "Pro Plan" not in page and "Log in" not in page
+
+
+def test_the_helpdesk_tab_renders_inside_the_host_layout(make_app):
+    app = host_app(make_app)
+    client = app.test_client()
+    page = text(client.get(TAB + "/"))
+    assert '<nav id="host-nav">' in page and "· Host Help</title>" in page
+    assert 'name="order_id"' in page
+    answer = login(client, base=TAB)
+    assert answer.location.endswith(TAB + "/")
+    orders = text(client.get(TAB + "/"))
+    assert '<nav id="host-nav">' in orders and "Pro Plan" in orders
+    assert 'href="/help/my-orders/purchases/SUB-1/address"' in orders
+
+
+@pytest.mark.parametrize("portal, open_door, closed_door", [
+    ("helpdesk", TAB, PORTAL), ("standalone", PORTAL, TAB),
+])
+def test_the_portal_setting_decides_which_door_answers(make_app, portal, open_door, closed_door):
+    client = host_app(make_app, portal=portal).test_client()
+    assert client.get(open_door + "/").status_code == 200
+    closed = client.get(closed_door + "/")
+    assert closed.status_code == 404
+    assert "not offered" in visible(text(closed))
+
+
+def test_the_tab_needs_a_host_layout(make_app):
+    app = make_app()
+    with pytest.raises(RuntimeError, match="base_template"):
+        SelfBilling().register_my_orders_tab(app, TAB)
+
+
+# -- My Orders ------------------------------------------------------------------------------------
+
+
+def test_one_module_per_purchase_newest_first(ann):
+    html = text(ann.get(PORTAL + "/"))
+    assert re.findall(r'data-order-id="([^"]+)"', html) == ["BOOK-1", "SUB-1"]
+
+
+def test_one_time_purchase_is_a_single_line_without_upcoming_payments(ann):
+    book = section(text(ann.get(PORTAL + "/")), "BOOK-1")
+    assert "One-time purchase" in book and "No upcoming payments." in book
+    assert "$19.00" in book
+    assert not controls(book, "Cancel subscription")
+    assert not controls(book, "Update billing address") and not controls(book, "Update credit card")
+    assert len(controls(book, "Download invoice")) == 2  # the line, and the same line in the details
+
+
+def test_subscription_shows_payments_next_payment_and_what_is_still_charged(ann):
+    sub = visible(section(text(ann.get(PORTAL + "/")), "SUB-1"))
+    assert "$49.00 per month" in sub
+    assert re.search(r"Next payment: \$49\.00 on \w{3} \d{1,2}, \d{4}", sub)
+    assert "You will be charged $49.00 per month until you cancel." in sub
+
+
+def test_show_details_reveals_the_full_history_without_javascript(shop, ann):
+    for n in range(3, 7):
+        shop.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n))
+    sub = section(text(ann.get(PORTAL + "/")), "SUB-1")
+    summary_part, details_part = sub.split("<details>", 1)
+    assert "<summary>" in details_part and "Show details" in details_part.split("</summary>")[0]
+    shown = set(re.findall(r"PAY-[A-Z0-9]+", summary_part))
+    history = set(re.findall(r"PAY-[A-Z0-9]+", details_part))
+    assert history == {"PAY-1", "PAY-2", "PAY-X3", "PAY-X4", "PAY-X5", "PAY-X6"}
+    assert len(shown) == 3 and shown < history
+    assert "Refundable until" in details_part and "Bill to" in details_part
+
+
+def test_icons_follow_the_actions(ann, shop):
+    html = text(ann.get(PORTAL + "/"))
+    sub, book = section(html, "SUB-1"), section(html, "BOOK-1")
+    assert len(controls(sub, "Cancel subscription")) == 1
+    assert len(controls(sub, "Update billing address")) == 1 and len(controls(sub, "Update credit card")) == 1
+    # PAY-2 (10 days ago) is within the 30-day window, PAY-1 (40 days ago) is not; each shows twice (list, details)
+    refund_links = re.findall(r'href="([^"]+)"[^>]*aria-label="Request refund"', sub)
+    assert set(refund_links) == {PORTAL + "/payments/PAY-2/refund"}
+    assert len(controls(book, "Request refund")) == 2
+    invoice_links = re.findall(r'href="([^"]+)"[^>]*aria-label="Download invoice"', sub)
+    assert "/billing/portal/payments/PAY-1/invoice.pdf" in invoice_links
+
+    shop.settings(cancellation={"mode": "disabled"}, refunds={"mode": "disabled"})
+    html = text(ann.get(PORTAL + "/"))
+    assert not controls(html, "Cancel subscription") and not controls(html, "Request refund")
+    assert controls(html, "Download invoice")
+
+
+def test_icons_are_svg_hidden_from_screen_readers(ann):
+    html = text(ann.get(PORTAL + "/"))
+    for tag in re.findall(r"<svg\b[^>]*>", html):
+        assert 'aria-hidden="true"' in tag and 'focusable="false"' in tag
+
+
+def test_cancel_scheduled_shows_the_cancellation_date(client, shop):
+    shop.order("TEAM-1", price_point="pro-delayed", purchased_at=days_ago(3))
+    shop.payment("TEAM-1", "PAY-T1", days_ago(3))
+    login(client, "TEAM-1")
+    page = text(client.get(PORTAL + "/purchases/TEAM-1/cancel"))
+    assert "stay active until" in visible(page)
+    answer = client.post(PORTAL + "/purchases/TEAM-1/cancel", data={"csrf_token": csrf(page)})
+    assert answer.status_code == 302
+    orders = visible(text(client.get(PORTAL + "/")))
+    assert re.search(r"Your subscription to Team Plan will end on \w{3} \d{1,2}, \d{4}\. You will not be charged again", orders)
+    team = visible(section(text(client.get(PORTAL + "/")), "TEAM-1"))
+    assert "Cancels on" in team and "Next payment" not in team and "You will not be charged again." in team
+
+
+# -- cancel and refund -------------------------------------------------------------------------------
+
+
+def test_cancel_asks_for_confirmation_then_says_what_happened(client, ann):
+    page = ann.get(PORTAL + "/purchases/SUB-1/cancel")
+    html = text(page)
+    assert page.status_code == 200
+    assert "Cancel your subscription?" in html and 'name="reason"' in html
+    assert admin_order(client, "SUB-1")["status"] == "active"  # asking changes nothing
+    answer = ann.post(PORTAL + "/purchases/SUB-1/cancel", data={"csrf_token": csrf(html), "reason": "Too pricey"})
+    assert answer.status_code == 302
+    orders = visible(text(ann.get(PORTAL + "/")))
+    assert "Your subscription to Pro Plan is cancelled. You will not be charged again." in orders
+    assert admin_order(client, "SUB-1")["status"] == "cancelled"
+    assert "Your subscription to Pro Plan is cancelled." not in visible(text(ann.get(PORTAL + "/")))  # shown once
+
+
+def test_cancel_by_request_says_a_ticket_was_opened(client, ledger):
+    stock(ledger, cancellation="request")
+    login(client)
+    html = text(client.get(PORTAL + "/purchases/SUB-1/cancel"))
+    assert "sent to our billing team" in visible(html)
+    client.post(PORTAL + "/purchases/SUB-1/cancel", data={"csrf_token": csrf(html)})
+    orders = visible(text(client.get(PORTAL + "/")))
+    assert re.search(r"sent to our billing team as ticket \S+", orders)
+    assert "is with our billing team" in orders
+    assert client.get(PORTAL + "/purchases/SUB-1/cancel").status_code == 409  # already open
+
+
+def test_refund_asks_for_confirmation_then_says_it_was_refunded(client, ann):
+    html = text(ann.get(PORTAL + "/payments/PAY-2/refund"))
+    assert "Request a refund?" in html and "$49.00" in html
+    ann.post(PORTAL + "/payments/PAY-2/refund", data={"csrf_token": csrf(html), "reason": ""})
+    orders = visible(text(ann.get(PORTAL + "/")))
+    assert "Your payment was refunded: $49.00 is on its way back to you." in orders
+    payments = {p["payment_id"]: p for p in admin_order(client, "SUB-1")["payments"]}
+    assert payments["PAY-2"]["status"] == "refunded" and payments["PAY-1"]["status"] == "paid"
+
+
+def test_refund_by_request_says_a_ticket_was_opened(client, ledger):
+    stock(ledger, refunds="request")
+    login(client)
+    html = text(client.get(PORTAL + "/payments/PAY-B1/refund"))
+    client.post(PORTAL + "/payments/PAY-B1/refund", data={"csrf_token": csrf(html)})
+    assert re.search(r"Your refund request was sent to our billing team as ticket \S+",
+                     visible(text(client.get(PORTAL + "/"))))
+
+
+def test_refund_and_cancel_pages_follow_the_rules(client, ann, shop):
+    assert ann.get(PORTAL + "/payments/PAY-1/refund").status_code == 409  # outside the window
+    assert ann.get(PORTAL + "/purchases/BOOK-1/cancel").status_code == 409  # one-time
+    shop.settings(cancellation={"mode": "disabled"})
+    answer = ann.get(PORTAL + "/purchases/SUB-1/cancel")
+    assert answer.status_code == 403 and "turned off" in visible(text(answer))
+
+
+@pytest.mark.parametrize("path", ["/purchases/SUB-1/cancel", "/payments/PAY-2/refund"])
+def test_replayed_confirmations_without_csrf_change_nothing(client, ann, path):
+    answer = ann.post(PORTAL + path, data={"reason": "replay"})
+    assert answer.status_code == 400
+    assert "nothing was changed" in visible(text(answer))
+    order = admin_order(client, "SUB-1")
+    assert order["status"] == "active" and all(p["status"] == "paid" for p in order["payments"])
+
+
+def test_a_too_long_reason_is_refused(client, ann):
+    html = text(ann.get(PORTAL + "/purchases/SUB-1/cancel"))
+    answer = ann.post(PORTAL + "/purchases/SUB-1/cancel", data={"csrf_token": csrf(html), "reason": "x" * 2001})
+    assert answer.status_code == 400
+    assert admin_order(client, "SUB-1")["status"] == "active"
+
+
+# -- billing address ----------------------------------------------------------------------------------
+
+ADDRESS = {"name": "Ann Lee GmbH", "line1": "Hauptstr. 5", "line2": "", "city": "Berlin", "region": "",
+           "postal_code": "10115", "country": "DE"}
+
+
+def test_address_form_notes_future_invoices_and_confirms(client, ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    assert "applies to future invoices only" in visible(page)
+    assert 'value="Springfield"' in page  # prefilled
+    answer = ann.post(PORTAL + "/purchases/SUB-1/address", data={"csrf_token": csrf(page), **ADDRESS})
+    assert answer.status_code == 302
+    orders = visible(text(ann.get(PORTAL + "/")))
+    assert "Your billing address for Pro Plan is updated." in orders and "future invoices" in orders
+    assert admin_order(client, "SUB-1")["billing_address"]["city"] == "Berlin"
+    assert "Germany" in visible(section(text(ann.get(PORTAL + "/")), "SUB-1"))
+
+
+@pytest.mark.parametrize("change", [{"city": ""}, {"name": " "}, {"country": "XX"}, {"country": ""},
+                                    {"postal_code": "9" * 30}, {"line1": "L" * 2000}])
+def test_address_form_refuses_bad_input_and_writes_nothing(client, ann, change):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    answer = ann.post(PORTAL + "/purchases/SUB-1/address", data={"csrf_token": csrf(page), **ADDRESS, **change})
+    assert answer.status_code == 400
+    assert "sb-field-error" in text(answer) and "nothing was changed" in visible(text(answer))
+    assert admin_order(client, "SUB-1")["billing_address"]["city"] == "Springfield"
+
+
+def test_address_form_without_csrf_writes_nothing(client, ann):
+    answer = ann.post(PORTAL + "/purchases/SUB-1/address", data=ADDRESS)
+    assert answer.status_code == 400
+    assert admin_order(client, "SUB-1")["billing_address"]["city"] == "Springfield"
+
+
+def test_html_and_sql_in_the_address_are_shown_as_text(ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    evil = {**ADDRESS, "name": "<script>alert('x')</script>", "line1": "1'; DROP TABLE sb_purchases; --"}
+    assert ann.post(PORTAL + "/purchases/SUB-1/address", data={"csrf_token": csrf(page), **evil}).status_code == 302
+    orders = text(ann.get(PORTAL + "/"))
+    assert "<script>alert('x')</script>" not in orders
+    assert "&lt;script&gt;" in orders and "DROP TABLE sb_purchases" in unescape(orders)
+
+
+# -- cards ----------------------------------------------------------------------------------------------
+
+
+def test_card_page_lists_brand_and_last_four_with_icons(ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    assert "Visa ending in 4242" in visible(page)
+    assert len(controls(page, "Remove card")) == 1
+    assert not controls(page, "Set as default card")  # the only card is the default
+    assert len(controls(page, "Add card")) == 1
+
+
+def test_add_card_form_sends_the_number_only_to_the_processor(ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards/new"))
+    assert 'data-token-url="/billing/sandbox/tokens"' in page
+    number_input = re.search(r'<input id="sb-card-number"[^>]*>', page).group(0)
+    assert "name=" not in number_input
+    for field_id in ("sb-card-exp-month", "sb-card-exp-year", "sb-card-cvc"):
+        assert "name=" not in re.search(rf'<input id="{field_id}"[^>]*>', page).group(0)
+    assert 'name="token"' in page
+    assert "<noscript>" in page and "needs JavaScript" in page
+
+
+def test_add_default_remove_through_the_pages(client, ann):
+    new_page = text(ann.get(PORTAL + "/purchases/SUB-1/cards/new"))
+    token = card_token(client, "5555555555554444")
+    answer = ann.post(PORTAL + "/purchases/SUB-1/cards", data={"csrf_token": csrf(new_page), "token": token})
+    assert answer.status_code == 302
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    assert "Your Mastercard card ending in 4444 was added." in visible(page)
+    default_action = re.search(r'action="([^"]+/default)"', page).group(1)
+    ann.post(default_action, data={"csrf_token": csrf(page)})
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    assert "Future payments will be charged to your Mastercard card ending in 4444." in visible(page)
+    remove_old = [a for a in re.findall(r'action="([^"]+/remove)"', page)]
+    assert len(remove_old) == 2
+    card_ids = re.findall(r"/cards/(\d+)/remove", page)
+    old_id = min(card_ids, key=int)
+    ann.post(f"{PORTAL}/purchases/SUB-1/cards/{old_id}/remove", data={"csrf_token": csrf(page)})
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    assert "Your Visa card ending in 4242 was removed." in visible(page)
+    assert "Visa ending in 4242" not in visible(page).replace("Your Visa card ending in 4242 was removed.", "")
+
+
+def test_removing_the_last_card_says_one_must_stay(ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    action = re.search(r'action="([^"]+/remove)"', page).group(1)
+    answer = ann.post(action, data={"csrf_token": csrf(page)})
+    assert answer.status_code == 409
+    assert "at least one card must stay on file" in visible(text(answer))
+    assert "Visa ending in 4242" in visible(text(ann.get(PORTAL + "/purchases/SUB-1/cards")))
+
+
+def test_card_forms_without_csrf_or_token_change_nothing(client, ann):
+    assert ann.post(PORTAL + "/purchases/SUB-1/cards", data={"token": card_token(client)}).status_code == 400
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/cards/new"))
+    answer = ann.post(PORTAL + "/purchases/SUB-1/cards", data={"csrf_token": csrf(page)})
+    assert answer.status_code == 400 and "needs JavaScript" in visible(text(answer))
+    answer = ann.post(PORTAL + "/purchases/SUB-1/cards", data={"csrf_token": csrf(page), "token": "tok_nowhere"})
+    assert answer.status_code == 400 and "Enter the card details again" in visible(text(answer))
+    declined = ann.post(PORTAL + "/purchases/SUB-1/cards",
+                        data={"csrf_token": csrf(page), "token": card_token(client, "4000000000000002")})
+    assert declined.status_code == 402 and "declined" in visible(text(declined))
+    cards = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
+    assert len(controls(cards, "Remove card")) == 1
+    action = re.search(r'action="([^"]+/remove)"', cards).group(1)
+    assert ann.post(action, data={}).status_code == 400
+
+
+def test_paypal_purchases_point_to_paypal(client, shop):
+    shop.order("PP-1", purchased_at=days_ago(2), payment_method={"type": "paypal", "payer_email": "ann@pp.example"})
+    login(client, "PP-1")
+    module = section(text(client.get(PORTAL + "/")), "PP-1")
+    assert not controls(module, "Update credit card")
+    assert "Manage automatic payments" in visible(module) and 'href="https://' in module
+    page = text(client.get(PORTAL + "/purchases/PP-1/cards"))
+    assert "Manage automatic payments" in visible(page)
+    assert not controls(page, "Add card") and not controls(page, "Remove card")
+
+
+# -- ownership --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [
+    "/purchases/BOB-1/cancel", "/payments/PAY-BOB/refund", "/purchases/BOB-1/address",
+    "/purchases/BOB-1/cards", "/purchases/BOB-1/cards/new",
+])
+def test_another_leads_pages_are_not_found_like_unknown_ones(ann, path):
+    theirs = ann.get(PORTAL + path)
+    unknown = ann.get(PORTAL + path.replace("BOB", "NOPE"))
+    assert theirs.status_code == unknown.status_code == 404
+    assert visible(text(theirs)) == visible(text(unknown))
+    assert "Bob" not in visible(text(theirs))
+
+
+def test_another_leads_forms_are_not_found(client, ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    answer = ann.post(PORTAL + "/purchases/BOB-1/address", data={"csrf_token": csrf(page), **ADDRESS})
+    assert answer.status_code == 404
+    assert admin_order(client, "BOB-1")["billing_address"]["city"] == "Springfield"
+    assert ann.post(PORTAL + "/purchases/BOB-1/cancel", data={"csrf_token": csrf(page)}).status_code == 404
+    assert admin_order(client, "BOB-1")["status"] == "active"
+
+
+# -- layout basics ----------------------------------------------------------------------------------------
+
+
+def test_pages_fit_a_phone_and_show_focus(ann):
+    page = text(ann.get(PORTAL + "/"))
+    assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
+    assert "@media (max-width: 40rem)" in page and ":focus-visible" in page
