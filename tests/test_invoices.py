@@ -601,6 +601,42 @@ def test_concurrent_downloads_render_once(shop_app, shop, tmp_path):
     assert len(cache_files(shop_app)) == 1
 
 
+RENDER_IN_A_PROCESS = """
+import sys
+from flask import Flask
+from plugin.invoices.cache import pdf_for_html
+
+app = Flask("worker")
+app.config.update(SELF_BILLING_INVOICE_CACHE_DIR=sys.argv[1], SELF_BILLING_WKHTMLTOPDF=sys.argv[2],
+                  SELF_BILLING_PDF_TIMEOUT=30)
+with app.app_context():
+    print(pdf_for_html("<html><body><p>one invoice, two app servers</p></body></html>").name)
+"""
+
+
+def test_two_processes_rendering_the_same_invoice_run_wkhtmltopdf_once(tmp_path):
+    """Two app server processes sharing the cache folder: the file lock makes the second wait and reuse."""
+    import subprocess
+    import sys
+
+    count_file = tmp_path / "runs"
+    wrapper = write_script(tmp_path / "counting-wkhtmltopdf",
+                           f'echo run >> {count_file}\nsleep 1\nexec {WKHTMLTOPDF} "$@"\n')
+    folder = tmp_path / "shared-cache"
+    root = str(Path(__file__).resolve().parent.parent)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RENDER_IN_A_PROCESS, str(folder), wrapper], cwd=root,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    names = {out.strip() for out, _err in outputs}
+    assert len(names) == 1 and names.pop().endswith(".pdf")
+    assert count_file.read_text().split() == ["run"]
+    assert sorted(os.listdir(folder)) == [outputs[0][0].strip()]
+
+
 def test_host_can_override_the_invoice_template(shop_app, customer, tmp_path):
     folder = tmp_path / "host_templates" / "self_billing" / "invoice"
     folder.mkdir(parents=True)

@@ -15,6 +15,7 @@ same HTML (and the same cache key).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import mimetypes
 import os
@@ -252,7 +253,8 @@ def inputs_fingerprint(inputs: Row) -> tuple:
         except OSError:
             logo_stamp = ("missing",)
     row = tuple(
-        tuple(sorted(value.items())) if isinstance(value, dict) else value for value in inputs
+        json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else value
+        for value in inputs
     )
     return (
         row,

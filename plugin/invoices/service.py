@@ -24,6 +24,7 @@ from flask import current_app, url_for
 from ..db import db
 from ..errors import NotFound
 from ..ledger.models import Payment
+from ..ledger.schemas import is_valid_id
 from .cache import cached_path, pdf_for_html
 from .content import find_inputs, inputs_fingerprint, invoice_html
 
@@ -49,6 +50,8 @@ def _invoice_path(payment_id: str, lead_id: int | None, not_found: str) -> Path:
     The ledger is read on a connection of its own, in one snapshot, and that connection
     goes back to the pool before wkhtmltopdf runs.
     """
+    if not is_valid_id(payment_id):  # no such payment can exist; spare the query
+        raise NotFound(not_found, code="payment_not_found")
     use_memo = not current_app.jinja_env.auto_reload
     with db.engine.connect() as connection:
         inputs = find_inputs(connection, payment_id, lead_id)
