@@ -153,6 +153,12 @@ def test_reply_is_recorded_and_emailed(agent_client, shop):
     assert (messages[-1]["author"], messages[-1]["body"]) == ("alice@helpdesk.test", "We are looking at it today.")
     emails = shop.emails("ORD-1001", "agent_reply")
     assert len(emails) == 1 and emails[0].to_address == "ann@example.com"
+    from plugin.notifications.templates import render_email
+
+    with shop.app.app_context():
+        subject, text, html = render_email("agent_reply", emails[0].context)
+    assert "ORD-1001" in subject
+    assert "We are looking at it today." in text and "We are looking at it today." in html
 
 
 @pytest.mark.parametrize("body, status", [
@@ -495,3 +501,36 @@ def test_queue_and_lookup_cost_does_not_grow_with_tickets_or_orders(agent_app, a
     assert many == few
     page = agent_client.get(API + "/tickets?status=open", headers=ALICE).get_json()["tickets"]
     assert len(page) == 12 and all(len(t["request"]["history"]) == 2 for t in page)
+
+
+def test_manual_refund_while_a_customer_request_is_open_resolves_it_and_closes_its_ticket(agent_client, shop):
+    shop.subscription()
+    ticket_id = _ticket_id(shop.customer_asks_refund())
+    response = agent_client.post(API + "/payments/PAY-1/refunds", headers=ALICE, json={"amount": "49.00"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["request"]["ticket_id"] == ticket_id
+    detail = agent_client.get(f"{API}/tickets/{ticket_id}", headers=ALICE).get_json()
+    assert detail["status"] == "closed"
+    assert detail["request"]["outcome"] == "refunded"
+    assert detail["available_events"] == []
+
+
+def test_processor_outage_on_an_agent_refund_is_503_and_a_retry_refunds_once(agent_client, shop):
+    from tests.conftest import ADMIN_TOKEN
+
+    shop.subscription()
+    ticket_id = _ticket_id(shop.customer_asks_refund())
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert agent_client.put("/billing/api/admin/sandbox/faults", headers=admin, json={"refund": 1}).status_code == 200
+
+    response = agent_client.post(f"{API}/tickets/{ticket_id}/events", headers=ALICE, json={"event": "refund_full"})
+    assert response.status_code == 503
+    assert "try" in response.get_json()["error"]["message"].lower()
+    detail = agent_client.get(f"{API}/tickets/{ticket_id}", headers=ALICE).get_json()
+    assert detail["status"] == "open" and detail["payment"]["refunded_amount"] == "0.00"
+    assert "refund_full" in detail["available_events"]
+
+    again = agent_client.post(f"{API}/tickets/{ticket_id}/events", headers=ALICE, json={"event": "refund_full"})
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["purchase"]["payments"][0]["refunded_amount"] == "49.00"
+    assert len(shop.emails("ORD-1001", "refund_done")) == 1
