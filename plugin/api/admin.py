@@ -45,7 +45,8 @@ def _configured_token() -> str | None:
 
 
 @bp.before_request
-def _require_token() -> None:
+def require_admin_token() -> None:
+    """The merchant API's guard; other blueprints under ``/api/admin`` install it with ``before_request``."""
     expected = _configured_token()
     if expected is None:
         raise NotFound(
@@ -68,7 +69,8 @@ def _require_token() -> None:
 
 
 @bp.after_request
-def _challenge(response: Response) -> Response:
+def bearer_challenge(response: Response) -> Response:
+    """Adds ``WWW-Authenticate: Bearer ...`` to a 401; installed with ``after_request`` beside the guard."""
     if response.status_code == 401:
         challenge = f'Bearer realm="{REALM}"'
         error = g.get("self_billing_auth_error")
@@ -76,6 +78,11 @@ def _challenge(response: Response) -> Response:
             challenge += f', error="{error}"'
         response.headers["WWW-Authenticate"] = challenge
     return response
+
+
+# The names plugin.api.admin_emails imported first.
+_require_token = require_admin_token
+_challenge = bearer_challenge
 
 
 def _answer(body: Any, status: int = 200) -> Response:
