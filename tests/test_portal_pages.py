@@ -420,7 +420,7 @@ def test_add_card_form_sends_the_number_only_to_the_processor(ann):
     for field_id in ("sb-card-exp-month", "sb-card-exp-year", "sb-card-cvc"):
         assert "name=" not in re.search(rf'<input id="{field_id}"[^>]*>', page).group(0)
     assert 'name="token"' in page
-    assert "<noscript>" in page and "needs JavaScript" in page
+    assert "needs JavaScript" in page and "sb-card-nojs" in page
 
 
 def test_add_default_remove_through_the_pages(client, ann):

@@ -1,0 +1,226 @@
+"""A real customer in a real browser: headless Chromium (Debian's ``/usr/bin/chromium``) driven by
+Playwright against a live server on a free localhost port.
+
+The walk: log in, show details, request a refund, cancel a subscription, change the billing
+address, add a card (its number goes to the processor's token endpoint only), make it the
+default, remove the old one, log out. Along the way it checks that every control can be reached
+with the keyboard and shows a visible focus, and that My Orders fits a 375 px phone screen.
+
+Screenshots of My Orders (desktop and phone) are saved under ``$SELF_BILLING_SCREENSHOTS``
+(default ``test-artifacts/screenshots``; ``SELF_BILLING_SCREENSHOTS=docs/screenshots`` refreshes
+the ones the README shows). Without Chromium or Playwright the test is skipped, except with
+``CI=true``, where it fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import Ledger
+from tests.test_portal_api import days_ago, stock
+
+CHROMIUM = os.environ.get("SELF_BILLING_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parent.parent
+CARD_NUMBER = "5555555555554444"
+
+
+def _need(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: browser tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need("Playwright is not installed: pip install playwright (no 'playwright install' needed)")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        _need(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live_portal(make_app) -> Iterator[str]:
+    """The plugin on a host app, served by werkzeug on a free port; yields the base URL."""
+    app = make_app()
+    ledger = Ledger(app)
+    stock(ledger)
+    ledger.order("TEAM-1", price_point="pro-delayed", purchased_at=days_ago(8))
+    ledger.payment("TEAM-1", "PAY-T1", days_ago(8))
+    ledger.order("PP-1", price_point="pro-monthly", purchased_at=days_ago(60),
+                 payment_method={"type": "paypal", "payer_email": "ann@paypal.example"})
+    ledger.payment("PP-1", "PAY-PP1", days_ago(60))
+    ledger.payment("PP-1", "PAY-PP2", days_ago(30))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def screenshot_dir() -> Path:
+    folder = Path(os.environ.get("SELF_BILLING_SCREENSHOTS", "test-artifacts/screenshots"))
+    if not folder.is_absolute():
+        folder = ROOT / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def unfocusable_controls(page) -> list[str]:
+    """Tab through the page; name every control whose focus is not visibly outlined."""
+    count = page.evaluate("document.querySelectorAll('.sb-portal a, .sb-portal button, .sb-portal summary').length")
+    problems, seen = [], set()
+    for _ in range(count + 3):
+        page.keyboard.press("Tab")
+        info = page.evaluate(
+            """() => { const el = document.activeElement; if (!el || !el.closest('.sb-portal')) return null;
+                 const style = getComputedStyle(el);
+                 return {key: el.outerHTML.slice(0, 120), name: el.getAttribute('aria-label') || el.textContent.trim(),
+                         outline: style.outlineStyle, width: parseFloat(style.outlineWidth)}; }""")
+        if info is None or info["key"] in seen:
+            continue
+        seen.add(info["key"])
+        if info["outline"] == "none" or info["width"] < 2:
+            problems.append(info["name"])
+    assert seen, "Tab reaches the portal's controls"
+    return problems
+
+
+def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    posted_to_us: list[str] = []
+    token_calls: list[str] = []
+
+    def watch(request) -> None:
+        if request.method != "POST":
+            return
+        if request.url.endswith("/sandbox/tokens"):
+            token_calls.append(request.url)
+        elif "/billing/portal/" in request.url:
+            posted_to_us.append(request.post_data or "")
+
+    page.on("request", watch)
+    base = live_portal + "/billing/portal/"
+
+    # -- log in
+    page.goto(base)
+    page.get_by_label("Order ID").fill("SUB-1")
+    page.get_by_label("Email address").fill("Ann@Example.com ")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="My Orders").wait_for()
+    assert page.locator("section.sb-purchase").count() == 4
+    orders = [page.locator("section.sb-purchase").nth(i).get_attribute("data-order-id") for i in range(4)]
+    assert orders == ["BOOK-1", "TEAM-1", "SUB-1", "PP-1"]  # newest first
+
+    # -- screenshots: desktop and a 375 px phone; nothing wider than the phone's screen
+    shots = screenshot_dir()
+    page.screenshot(path=str(shots / "my-orders-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 375, "height": 812})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=str(shots / "my-orders-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert (shots / "my-orders-desktop.png").stat().st_size > 10_000
+    assert (shots / "my-orders-phone.png").stat().st_size > 10_000
+
+    # -- every control is reachable with Tab and shows a visible focus
+    assert unfocusable_controls(page) == []
+
+    # -- show details
+    sub = page.locator('section[data-order-id="SUB-1"]')
+    history = sub.get_by_role("table", name="Full payment history")
+    assert not history.is_visible()
+    sub.get_by_text("Show details").click()
+    history.wait_for(state="visible")
+    assert history.get_by_role("row").count() == 3  # header + 2 payments
+
+    # -- request a refund (with confirmation)
+    sub.get_by_role("link", name="Request refund").first.click()
+    page.get_by_role("heading", name="Request a refund?").wait_for()
+    page.get_by_label("Reason (optional)").fill("I did not use it this month")
+    page.get_by_role("button", name="Yes, request a refund").click()
+    page.get_by_text("Your payment was refunded: $49.00 is on its way back to you.").wait_for()
+
+    # -- cancel a subscription (delayed: it ends at the end of the paid period)
+    page.locator('section[data-order-id="TEAM-1"]').get_by_role("link", name="Cancel subscription").click()
+    page.get_by_role("heading", name="Cancel your subscription?").wait_for()
+    page.get_by_role("button", name="Yes, cancel my subscription").click()
+    page.get_by_text("Your subscription to Team Plan will end on").wait_for()
+    assert page.locator('section[data-order-id="TEAM-1"]').get_by_text("Cancels on").is_visible()
+
+    # -- change the billing address
+    page.locator('section[data-order-id="SUB-1"]').get_by_role("link", name="Update billing address").click()
+    page.get_by_text("applies to future invoices only").wait_for()
+    page.get_by_label("Name or company", exact=True).fill("Ann Lee GmbH")
+    page.get_by_label("Address line 1", exact=True).fill("Hauptstraße 5")
+    page.get_by_label("City", exact=True).fill("Berlin")
+    page.get_by_label("State, province or region (optional)", exact=True).fill("")
+    page.get_by_label("Postal code (optional)", exact=True).fill("10115")
+    page.get_by_label("Country", exact=True).select_option("DE")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("Your billing address for Pro Plan is updated.").wait_for()
+
+    # -- add a card through the processor's token flow
+    page.locator('section[data-order-id="SUB-1"]').get_by_role("link", name="Update credit card").click()
+    page.get_by_role("heading", name="Update credit card").wait_for()
+    page.get_by_role("link", name="Add card").click()
+    page.get_by_label("Card number").fill(CARD_NUMBER)
+    page.get_by_label("Expiry month (MM)").fill("12")
+    page.get_by_label("Expiry year (YYYY)").fill("2031")
+    page.get_by_label("Security code (CVC)").fill("123")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("Your Mastercard card ending in 4444 was added.").wait_for()
+    assert token_calls, "the card details went to the processor's token endpoint"
+    assert not any(CARD_NUMBER in body or "4444" in body and "number" in body for body in posted_to_us)
+
+    # -- make it the default, then remove the old card
+    cards = page.get_by_role("list", name="Saved cards").get_by_role("listitem")
+    assert cards.count() == 2
+    cards.filter(has_text="Mastercard ending in 4444").get_by_role("button", name="Set as default card").click()
+    page.get_by_text("Future payments will be charged to your Mastercard card ending in 4444.").wait_for()
+    cards.filter(has_text="Visa ending in 4242").get_by_role("button", name="Remove card").click()
+    page.get_by_text("Your Visa card ending in 4242 was removed.").wait_for()
+    assert cards.count() == 1
+    assert unfocusable_controls(page) == []
+
+    # -- log out
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_text("You are logged out.").wait_for()
+    page.get_by_role("button", name="Log in").wait_for()
+    page.goto(base + "purchases/SUB-1/cards")
+    page.get_by_role("button", name="Log in").wait_for()  # sent back to the login form
+    context.close()
+
+
+def test_without_javascript_the_card_form_explains_itself(browser, live_portal):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_portal + "/billing/portal/")
+    page.get_by_label("Order ID").fill("SUB-1")
+    page.get_by_label("Email address").fill("ann@example.com")
+    page.get_by_role("button", name="Log in").click()
+    sub = page.locator('section[data-order-id="SUB-1"]')
+    sub.get_by_text("Show details").click()  # details/summary works without JavaScript
+    sub.get_by_role("table", name="Full payment history").wait_for(state="visible")
+    page.goto(live_portal + "/billing/portal/purchases/SUB-1/cards/new")
+    page.get_by_text("Adding a card needs JavaScript").wait_for()
+    assert not page.get_by_label("Card number").is_visible()
+    context.close()
