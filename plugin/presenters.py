@@ -9,7 +9,7 @@ the machines would take.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 from urllib.parse import quote
 
@@ -21,7 +21,7 @@ from .db import db, utcnow
 from .ledger.models import Payment, PaymentMethod, Purchase, Settings
 from .ledger.service import get_settings
 from .money import format_amount
-from .workflows.context import CUSTOMER, RequestContext, refundable_until
+from .workflows.context import CUSTOMER, RequestContext
 from .workflows.engine import accepts
 from .workflows.machines import OPEN_STATES
 from .workflows.models import BillingRequest, RequestEvent
@@ -31,7 +31,8 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, or None."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = value.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | None = None) -> dict[str, Any]:
@@ -62,6 +63,29 @@ def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | No
     return body
 
 
+#: What My Orders shows of a payment: read as plain rows, not ORM objects (a lead may have
+#: thousands), and without the bill-to snapshot, which only invoices need.
+_PAYMENT_COLUMNS = (
+    Payment.id, Payment.payment_id, Payment.purchase_id, Payment.amount_cents, Payment.currency,
+    Payment.paid_at, Payment.status, Payment.refunded_cents, Payment.period_start, Payment.period_end,
+)
+
+
+class PaymentRow:
+    """A payment as My Orders reads it; has what the refund conditions ask of a payment."""
+
+    __slots__ = ("id", "payment_id", "purchase_id", "amount_cents", "currency", "paid_at", "status",
+                 "refunded_cents", "period_start", "period_end")
+
+    def __init__(self, row: Any) -> None:
+        for name, value in zip(self.__slots__, row):
+            setattr(self, name, value)
+
+    @property
+    def remaining_cents(self) -> int:
+        return self.amount_cents - self.refunded_cents
+
+
 class _Probe:
     """A request that is not there yet: what a customer's submit would start from."""
 
@@ -74,8 +98,7 @@ class _Probe:
         self.pending_event = None
 
 
-def _invoice_url(payment_id: str) -> str:
-    prefix = current_app.extensions["self_billing"].url_prefix
+def _invoice_url(prefix: str, payment_id: str) -> str:
     return f"{prefix}/portal/payments/{quote(payment_id, safe='')}/invoice.pdf"
 
 
@@ -91,7 +114,7 @@ def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str,
 
 def _purchase_dict(
     purchase: Purchase,
-    payments: list[Payment],
+    payments: list[PaymentRow],
     cards: list[PaymentMethod],
     requests: list[BillingRequest],
     events: dict[int, list[RequestEvent]],
@@ -104,6 +127,8 @@ def _purchase_dict(
     cancel_probe = RequestContext(_Probe("cancellation"), purchase, None, settings, now)  # type: ignore[arg-type]
     can_cancel = f"cancellation:{purchase.id}" not in open_slots and accepts(cancel_probe, "submit", actor=CUSTOMER)
 
+    prefix = current_app.extensions["self_billing"].url_prefix
+    window = timedelta(days=purchase.price_point.refund_window_days)
     payment_dicts = []
     for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
         probe = RequestContext(_Probe("refund"), purchase, payment, settings, now)  # type: ignore[arg-type]
@@ -115,10 +140,10 @@ def _purchase_dict(
             "paid_at": iso(payment.paid_at),
             "status": payment.status,
             "refunded_amount": format_amount(payment.refunded_cents),
-            "refundable_until": iso(refundable_until(payment, purchase.price_point)),
+            "refundable_until": iso(payment.paid_at + window),
             "period_start": iso(payment.period_start),
             "period_end": iso(payment.period_end),
-            "invoice_url": _invoice_url(payment.payment_id),
+            "invoice_url": _invoice_url(prefix, payment.payment_id),
             "actions": {"refund": can_refund, "invoice": True},
         })
 
@@ -160,9 +185,11 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None) ->
     if not purchases:
         return []
     ids = [p.id for p in purchases]
-    payments: dict[int, list[Payment]] = defaultdict(list)
-    for payment in db.session.execute(select(Payment).where(Payment.purchase_id.in_(ids))).scalars():
-        payments[payment.purchase_id].append(payment)
+    payments: dict[int, list[PaymentRow]] = defaultdict(list)
+    for payment in db.session.execute(
+        select(*_PAYMENT_COLUMNS).where(Payment.purchase_id.in_(ids))
+    ):
+        payments[payment.purchase_id].append(PaymentRow(payment))
     cards: dict[int, list[PaymentMethod]] = defaultdict(list)
     for card in db.session.execute(
         select(PaymentMethod).where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)

@@ -6,9 +6,8 @@ stood in the way, as the error a person reads (``REFUSALS``).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
-
-from transitions import EventData
 
 from ..errors import BillingError, Conflict, InvalidInput, NotAllowed
 from ..money import format_money
@@ -45,29 +44,50 @@ REFUSALS: dict[str, tuple[type[BillingError], str, str]] = {
 }
 
 
-def _event_data(ctx: RequestContext, event: str, kwargs: dict[str, Any]) -> EventData:
-    machine = MACHINES[ctx.request.type]
-    return EventData(machine.get_state(ctx.state), machine.events[event], machine, ctx, args=(), kwargs=kwargs)
+class _Kwargs:
+    """What the conditions read of an event: its keyword arguments."""
+
+    __slots__ = ("kwargs",)
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+
+
+@lru_cache(maxsize=None)
+def _guards(request_type: str, event: str, state: str) -> tuple[tuple[tuple[str, Any, bool], ...], ...] | None:
+    """The machine's transitions for ``event`` from ``state``, each as its conditions
+    ``(name, RequestContext predicate, wanted result)``; None when there is none.
+
+    Read from the machine once, so checking a condition is one plain call (a
+    customer's My Orders asks this for every payment shown).
+    """
+    machine = MACHINES[request_type]
+    candidates = machine.events[event].transitions.get(state, []) if event in machine.events else []
+    if not candidates:
+        return None
+    return tuple(
+        tuple((c.func, getattr(RequestContext, c.func), c.target) for c in transition.conditions)
+        for transition in candidates
+    )
 
 
 def failing_condition(ctx: RequestContext, event: str, **kwargs: Any) -> str | None:
     """None when ``event`` would be taken now; else the first condition that blocks it.
 
     ``"no_transition"`` when the event does not start from the request's state at all.
+    The conditions are the machine's own (see :func:`_guards`); ``fire`` then lets the
+    machine check them again as it takes the transition.
     """
-    machine = MACHINES[ctx.request.type]
-    if event not in machine.events:
+    guards = _guards(ctx.request.type, event, ctx.state)
+    if guards is None:
         return "no_transition"
-    candidates = machine.events[event].transitions.get(ctx.state, [])
-    if not candidates:
-        return "no_transition"
-    data = _event_data(ctx, event, kwargs)
+    data = _Kwargs(kwargs)
     first_failure = None
-    for transition in candidates:
-        failing = next((c for c in transition.conditions if not c.check(data)), None)
+    for conditions in guards:
+        failing = next((name for name, check, wanted in conditions if bool(check(ctx, data)) != wanted), None)
         if failing is None:
             return None
-        first_failure = first_failure or failing.func
+        first_failure = first_failure or failing
     return first_failure
 
 

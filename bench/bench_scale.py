@@ -1,0 +1,192 @@
+"""Self-Billing at scale: one command, one table.
+
+Builds (once, then reuses) a large data set — 100,000 leads, 1,000,000 payments,
+100,000 tickets by default — and times what people do against it, each beside a
+bare Flask endpoint of the same app in the same run:
+
+    python bench/bench_scale.py                    # full size, SQLite file under bench/.data/
+    python bench/bench_scale.py --leads 5000 --payments 50000 --tickets 5000   # a quick look
+    python bench/bench_scale.py --database-url postgresql+psycopg://...        # an empty PostgreSQL database
+
+Requests go through Flask's test client (the whole WSGI stack, no sockets), so the
+ratio to the bare endpoint is the cost of the work itself. The heavy lead has 30
+purchases and 1,500 payments.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from flask import jsonify  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+import scale_data  # noqa: E402
+from plugin.db import db  # noqa: E402
+from plugin.demo import create_app  # noqa: E402
+
+AGENT_TOKEN = "bench-agent-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _time(fn: Callable[[], Any], repeat: int) -> list[float]:
+    fn()  # warm
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _expect(response: Any, status: int = 200) -> Any:
+    if response.status_code != status:
+        raise SystemExit(f"{response.request.path}: {response.status_code} {response.get_data(as_text=True)[:300]}")
+    return response
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--payments", type=int, default=1_000_000)
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database (default: SQLite file)")
+    args = parser.parse_args()
+
+    if args.database_url:
+        url, fresh = args.database_url, True
+    else:
+        data_dir = ROOT / "bench" / ".data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / f"scale-{args.leads}-{args.payments}-{args.tickets}.db"
+        url, fresh = f"sqlite:///{path}", not path.exists()
+    instance = tempfile.mkdtemp(prefix="sb-bench-")
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": False,
+        "SELF_BILLING_LOGIN_LIMIT_PER_EMAIL": "1000000 per minute",
+        "SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS": "1000000 per minute",
+        "HELPDESK_AGENT_TOKENS": {AGENT_TOKEN: "agent@example.com"},
+        "SELF_BILLING_INVOICE_CACHE_DIR": str(Path(instance) / "invoices"),
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": _free_port(), "MAIL_SUPPRESS_SEND": False,
+    }, instance_path=instance)
+
+    @app.get("/bench/bare")
+    def bare() -> Any:
+        return jsonify({"ok": True})
+
+    with app.app_context():
+        from plugin.schema import init_db
+
+        init_db()
+        if fresh:
+            start = time.perf_counter()
+            counts = scale_data.build(args.leads, args.payments, args.tickets)
+            print(f"built in {time.perf_counter() - start:.0f}s: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        from plugin.ledger.models import Lead, Payment, Purchase
+
+        sizes = {name: db.session.execute(select(func.count()).select_from(model)).scalar_one()
+                 for name, model in (("leads", Lead), ("purchases", Purchase), ("payments", Payment))}
+        heavy_payments = db.session.execute(
+            select(Payment.payment_id).join(Purchase).where(Purchase.lead_id == 1).order_by(Payment.id).limit(200)
+        ).scalars().all()
+        db.session.remove()
+
+    prefix = app.config["SELF_BILLING_URL_PREFIX"].rstrip("/")
+    customer = app.test_client()
+    login = {"order_id": scale_data.HEAVY_ORDER, "email": scale_data.HEAVY_EMAIL}
+    csrf = _expect(customer.post(f"{prefix}/api/portal/login", json=login)).get_json()["csrf_token"]
+    del csrf
+    agent = app.test_client()
+    agent_headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    invoices = iter(heavy_payments)
+
+    rows: list[tuple[str, Callable[[], Any], int]] = [
+        ("bare Flask endpoint (reference)", lambda: _expect(customer.get("/bench/bare")), args.repeat * 3),
+        ("login (Order ID + email)", lambda: _expect(app.test_client().post(f"{prefix}/api/portal/login", json=login)),
+         args.repeat),
+        ("My Orders JSON (30 purchases, 1,500 payments)",
+         lambda: _expect(customer.get(f"{prefix}/api/portal/purchases")), args.repeat),
+        ("My Orders HTML (same lead)", lambda: _expect(customer.get(f"{prefix}/portal/")), args.repeat),
+        ("agent queue (open, Billing, first page)",
+         lambda: _expect(agent.get(f"{prefix}/api/agent/tickets?status=open&department=Billing",
+                                   headers=agent_headers)), args.repeat),
+        ("lead lookup (q=novak)",
+         lambda: _expect(agent.get(f"{prefix}/api/agent/leads?q=novak", headers=agent_headers)), args.repeat),
+        ("lead lookup (exact email)",
+         lambda: _expect(agent.get(f"{prefix}/api/agent/leads?q={scale_data.HEAVY_EMAIL}", headers=agent_headers)),
+         args.repeat),
+        ("invoice PDF, first render",
+         lambda: _expect(customer.get(f"{prefix}/portal/payments/{next(invoices)}/invoice.pdf")),
+         min(args.repeat, 20)),
+        ("invoice PDF, cached",
+         lambda: _expect(customer.get(f"{prefix}/portal/payments/{heavy_payments[0]}/invoice.pdf")), args.repeat),
+    ]
+    results = []
+    for name, fn, repeat in rows:
+        samples = _time(fn, repeat)
+        results.append((name, statistics.median(samples), sorted(samples)[int(len(samples) * 0.95) - 1]))
+
+    mail_rate = _worker_rate(app)
+    bare_ms = results[0][1]
+    print(f"\ndata: {sizes['leads']:,} leads, {sizes['purchases']:,} purchases, {sizes['payments']:,} payments "
+          f"on {db_name(url)}\n")
+    print(f"| {'what':48} | {'median ms':>9} | {'p95 ms':>8} | {'req/s':>8} | {'x bare':>7} |")
+    print(f"| {'-' * 48} | {'-' * 9}:| {'-' * 8}:| {'-' * 8}:| {'-' * 7}:|")
+    for name, median, p95 in results:
+        print(f"| {name:48} | {median:9.2f} | {p95:8.2f} | {1000 / median:8.0f} | {median / bare_ms:7.1f} |")
+    print(f"| {'worker: emails sent per second (aiosmtpd)':48} | {'':9} | {'':8} | {mail_rate:8.0f} | {'':7} |")
+
+
+def db_name(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def _worker_rate(app: Any, emails: int = 300) -> float:
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        count = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Sink.count += 1
+            return "250 OK"
+
+    controller = Controller(Sink(), hostname="127.0.0.1", port=app.config["MAIL_PORT"])
+    controller.start()
+    try:
+        with app.app_context():
+            app.extensions["mail"].server = "127.0.0.1"
+            app.extensions["mail"].port = app.config["MAIL_PORT"]
+            from plugin.ledger.service import get_purchase
+            from plugin.notifications import enqueue
+            from plugin.notifications.worker import run_worker
+
+            purchase = get_purchase(scale_data.HEAVY_ORDER)
+            for _ in range(emails):
+                enqueue("address_changed", purchase)
+            db.session.commit()
+            start = time.perf_counter()
+            run_worker(once=True)
+            elapsed = time.perf_counter() - start
+    finally:
+        controller.stop()
+    return Sink.count / elapsed
+
+
+if __name__ == "__main__":
+    main()
