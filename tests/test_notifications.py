@@ -20,7 +20,7 @@ import pytest
 
 from plugin.db import db, utcnow
 from plugin.ledger.service import get_purchase
-from plugin.notifications import KINDS, enqueue, failed_emails, queued_count
+from plugin.notifications import KINDS, enqueue, failed_emails, queued_count, record_messages
 from plugin.notifications.worker import run_worker
 
 try:
@@ -338,6 +338,24 @@ def test_connection_dropped_mid_message_is_retried_and_delivered_once(mail_app, 
     assert "ORD-400" in str(retried["Subject"])
 
 
+def test_a_server_that_never_answers_times_out_and_the_email_waits(make_app, admin_headers):
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=silent.getsockname()[1], MAIL_SUPPRESS_SEND=False,
+                       MAIL_DEFAULT_SENDER=SENDER, SELF_BILLING_MAIL_TIMEOUT_SECONDS=0.5)
+        from tests.conftest import Ledger
+
+        ledger = Ledger(app)
+        ledger.price()
+        ledger.order("ORD-4201")
+        queue(app, "cancellation_done", "ORD-4201")
+        report = worker_once(app)
+    assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+    [row] = outbox(app.test_client(), admin_headers, "queued")["emails"]
+    assert row["attempts"] == 1 and "did not answer in time" in row["last_error"]
+
+
 def test_a_worker_that_died_mid_batch_leaves_rows_that_are_reclaimed_after_the_lease(mail_app, shop, smtp):
     from plugin.notifications.models import OutboxEmail
 
@@ -518,3 +536,17 @@ def test_enqueue_refuses_an_unknown_kind(mail_app, shop):
     shop.order("ORD-9101")
     with mail_app.app_context(), pytest.raises(ValueError, match="purchase_confirmation"):
         enqueue("welcome", get_purchase("ORD-9101"))
+
+
+def test_record_messages_sees_what_the_worker_sends_with_suppressed_mail(app, ledger, client, admin_headers):
+    ledger.price()
+    ledger.order("ORD-9201")
+    queue(app, "request_declined", "ORD-9201", message="Outside the refund window.")
+    with app.app_context(), record_messages() as sent:  # the default test app suppresses sending
+        report = run_worker(once=True)
+    assert report.sent == 1
+    [message] = sent
+    assert message.subject == "About your request for order ORD-9201"
+    assert message.recipients == ["ann@example.com"]
+    assert "Outside the refund window." in message.body and "Outside the refund window." in message.html
+    assert outbox(client, admin_headers, "sent")["counts"]["sent"] == 1

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .outbox import KINDS, enqueue, failed_emails, queued_count
+from .recording import record_messages
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
 
-__all__ = ["KINDS", "enqueue", "failed_emails", "init_app", "queued_count"]
+__all__ = ["KINDS", "enqueue", "failed_emails", "init_app", "queued_count", "record_messages"]
 
 
 def init_app(app: Flask) -> None:

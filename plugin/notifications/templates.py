@@ -246,27 +246,36 @@ def placeholder_values(context: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _merchant_template(kind: str, session: Any) -> tuple[str, str]:
-    row = session.execute(select(EmailTemplate).where(EmailTemplate.kind == kind)).scalar_one_or_none()
-    if row is not None:
+def merchant_templates(session: Any = None) -> dict[str, tuple[str, str]]:
+    """``{kind: (subject, body)}`` for every kind, the merchant's where valid, else the default.
+
+    One query; the worker loads them once per batch. A stored template that no
+    longer validates (e.g. written to the table by hand) is logged and replaced
+    by the default, so sending never fails on it.
+    """
+    found = {kind: (d["subject"], d["body"]) for kind, d in DEFAULTS.items()}
+    for row in (session or db.session).execute(select(EmailTemplate)).scalars():
+        if row.kind not in found:
+            continue
         if placeholder_problem(row.subject, require_order_id=True) is None and placeholder_problem(row.body) is None:
-            return row.subject, row.body
-        log.warning("The stored %s template is not valid any more; the default is used. Save it again "
-                    "through the merchant API to fix it.", kind)
-    return DEFAULTS[kind]["subject"], DEFAULTS[kind]["body"]
+            found[row.kind] = (row.subject, row.body)
+        else:
+            log.warning("The stored %s template is not valid any more; the default is used. Save it again "
+                        "through the merchant API to fix it.", row.kind)
+    return found
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_email(kind: str, context: dict[str, Any], session: Any = None) -> tuple[str, str, str]:
+def render_email(kind: str, context: dict[str, Any],
+                 templates: dict[str, tuple[str, str]] | None = None) -> tuple[str, str, str]:
     """``(subject, text body, html body)`` of an email; needs an app context.
 
-    ``session`` is the SQLAlchemy session to read the merchant's template with
-    (the worker passes its own); default ``db.session``.
+    ``templates`` is what :func:`merchant_templates` returns (loaded when not given).
     """
-    subject_template, body_template = _merchant_template(kind, session or db.session)
+    subject_template, body_template = (templates or merchant_templates())[kind]
     values = placeholder_values(context)
     subject = _one_line(subject_template.format(**values))
     body = body_template.format(**values)

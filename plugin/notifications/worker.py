@@ -53,7 +53,7 @@ from typing import Any, Iterable
 
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -191,6 +191,8 @@ def _classify(exc: BaseException) -> tuple[bool, bool, str]:
         return False, False, (f"The mail server refused the sender {exc.sender!r} ({_smtp_words(exc.smtp_code, exc.smtp_error)}); "
                               "check MAIL_DEFAULT_SENDER / SELF_BILLING_MAIL_SENDER.")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if "timed out" in str(exc):  # smtplib reports a read timeout as a disconnection
+            return False, True, "The mail server did not answer in time (SELF_BILLING_MAIL_TIMEOUT_SECONDS)."
         return False, True, f"The mail server closed the connection ({exc or 'no reason given'})."
     if isinstance(exc, smtplib.SMTPResponseException):
         words = _smtp_words(exc.smtp_code, exc.smtp_error)
@@ -200,7 +202,7 @@ def _classify(exc: BaseException) -> tuple[bool, bool, str]:
     if isinstance(exc, BadHeaderError):
         return True, False, "The email has a line break in a header (subject or address); it cannot be sent."
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return False, True, "The mail server did not answer in time."
+        return False, True, "The mail server did not answer in time (SELF_BILLING_MAIL_TIMEOUT_SECONDS)."
     if isinstance(exc, OSError):
         return False, True, f"Could not talk to the mail server ({exc.__class__.__name__}: {exc})."
     if isinstance(exc, smtplib.SMTPException):
@@ -263,15 +265,30 @@ def claim_batch(session: Session, now: datetime, limit: int, lease: timedelta,
     return token, list(rows)
 
 
+_FINISH_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _finish_statement(names: tuple[str, ...]) -> Any:
+    """``UPDATE ... SET <names> WHERE id = :row_id AND claimed_by = :token AND status = 'sending'``, built once."""
+    stmt = _FINISH_STATEMENTS.get(names)
+    if stmt is None:
+        T = OutboxEmail.__table__
+        stmt = (
+            T.update()
+            .where(T.c.id == bindparam("row_id"), T.c.claimed_by == bindparam("token"), T.c.status == "sending")
+            .values({name: bindparam(f"v_{name}") for name in names})
+        )
+        _FINISH_STATEMENTS[names] = stmt
+    return stmt
+
+
 def _finish(session: Session, row: OutboxEmail, token: str, **values: Any) -> bool:
-    """Record an outcome for a row this batch still holds; False when the claim was lost."""
+    """Record an outcome for a row this batch still holds, and commit; False when the claim was lost."""
     values.setdefault("claimed_by", None)
-    result = session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.id == row.id, OutboxEmail.claimed_by == token, OutboxEmail.status == "sending")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    names = tuple(sorted(values))
+    params = {f"v_{name}": values[name] for name in names}
+    # Core on the session's connection: one UPDATE and a commit, without the ORM's bookkeeping.
+    result = session.connection().execute(_finish_statement(names), dict(params, row_id=row.id, token=token))
     session.commit()
     if result.rowcount != 1:
         log.warning("Email #%s was reclaimed by another worker while this one held it "
@@ -329,26 +346,46 @@ def _message_id_domain() -> str:
 def _render_new(session: Session, rows: list[OutboxEmail], token: str, now: datetime,
                 report: WorkerReport) -> list[OutboxEmail]:
     """Render rows handled for the first time and keep the result; rows that cannot be rendered fail."""
-    from .templates import render_email
+    from .templates import merchant_templates, render_email
 
-    ready = []
+    ready: list[OutboxEmail] = []
+    rendered: list[dict[str, Any]] = []
     domain = _message_id_domain()
+    templates = None
     for row in rows:
         if row.subject is not None and row.text_body is not None:
             ready.append(row)
             continue
+        if templates is None:
+            templates = merchant_templates(session)
         try:
-            subject, text, html = render_email(row.kind, row.context or {}, session=session)
+            subject, text, html = render_email(row.kind, row.context or {}, templates)
         except Exception as exc:  # noqa: BLE001 - a host template bug must not stop the batch
             reason = f"Could not render the email: {exc.__class__.__name__}: {exc}"
             if _finish(session, row, token, status="failed", last_error=reason):
                 report.failed += 1
                 log.error("Email #%s (%s, order %s) failed: %s", row.id, row.kind, row.order_id, reason)
             continue
-        row.subject, row.text_body, row.html_body = subject, text, html
-        row.message_id = make_msgid(idstring=f"sb{row.id}", domain=domain)
+        message_id = make_msgid(idstring=f"sb{row.id}", domain=domain)
+        rendered.append({"row_id": row.id, "subject": subject, "text_body": text, "html_body": html,
+                         "message_id": message_id})
         ready.append(row)
-    session.commit()
+    if rendered:
+        # Kept before anything is sent, so a retry sends the very same message (same Message-ID).
+        T = OutboxEmail.__table__
+        session.connection().execute(
+            T.update().where(T.c.id == bindparam("row_id")).values(
+                subject=bindparam("subject"), text_body=bindparam("text_body"),
+                html_body=bindparam("html_body"), message_id=bindparam("message_id")),
+            rendered,
+        )
+        session.commit()
+        by_id = {values["row_id"]: values for values in rendered}
+        for row in ready:
+            values = by_id.get(row.id)
+            if values is not None:
+                row.subject, row.text_body = values["subject"], values["text_body"]
+                row.html_body, row.message_id = values["html_body"], values["message_id"]
     return ready
 
 
@@ -409,7 +446,13 @@ def send_batch(session: Session, token: str, rows: list[OutboxEmail], settings: 
 # -- rounds -------------------------------------------------------------------------------
 
 
+#: The sender used while Flask-Mail suppresses sending (tests) and none is configured.
+SUPPRESSED_SENDER = "Self-Billing <billing@localhost>"
+
+
 def _check_config(settings: _Settings) -> None:
+    if not settings.sender and _mail_state().suppress:
+        settings.sender = SUPPRESSED_SENDER  # nothing leaves the process; tests need no config
     if not settings.sender:
         raise MailNotConfigured(
             "No sender address: set MAIL_DEFAULT_SENDER (or SELF_BILLING_MAIL_SENDER), "
