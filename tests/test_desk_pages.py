@@ -270,3 +270,16 @@ def test_demo_host_desk_end_to_end(database_url, tmp_path):
         with app.app_context():
             app.extensions["sqlalchemy"].session.remove()
             app.extensions["sqlalchemy"].engine.dispose()
+
+
+def test_too_long_amount_or_message_says_which_field(desk, shop):
+    shop.one_time()
+    ticket_id = _ticket_id(shop.customer_asks_refund("PAY-21"))
+    html = desk.get(f"{DESK}/tickets/{ticket_id}").get_data(as_text=True)
+    response = desk.post(f"{DESK}/tickets/{ticket_id}/events", data={
+        "csrf_token": _csrf(html), "event": "refund_partial", "amount": "1" * 40})
+    assert response.status_code == 400 and "Amount to refund" in _text(response)
+    response = desk.post(f"{DESK}/tickets/{ticket_id}/events", data={
+        "csrf_token": _csrf(html), "event": "decline", "message": "m" * 10_001})
+    assert response.status_code == 400 and "Message to the customer" in _text(response)
+    assert "Status: open" in _text(desk.get(f"{DESK}/tickets/{ticket_id}"))

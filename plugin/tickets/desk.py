@@ -149,7 +149,13 @@ def ticket_event(ticket_id: int) -> Response:
     service.get_ticket(ticket_id)
     form = EventForm()
     if not form.validate_on_submit():
-        message = CSRF_MESSAGE if "csrf_token" in form.errors else "Choose one of the buttons shown."
+        if "csrf_token" in form.errors:
+            message = CSRF_MESSAGE
+        elif "event" in form.errors:
+            message = "Choose one of the buttons shown."
+        else:
+            message = " ".join(f"{getattr(form, name).label.text}: {' '.join(errs)}"
+                               for name, errs in form.errors.items())
         return _ticket_page(ticket_id, 400, message, event_form=form)
     event = form.event.data
     amount_cents = None

@@ -5,7 +5,6 @@ query each, whatever the page size.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -14,14 +13,8 @@ from sqlalchemy.orm import selectinload
 from ..db import db
 from ..ledger.models import Lead, Purchase
 from ..money import format_amount
+from ..presenters import iso
 from .models import Ticket, TicketMessage
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, e.g. ``2026-11-26T10:00:00Z``."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def message_to_dict(message: TicketMessage) -> dict[str, Any]:
