@@ -38,10 +38,18 @@ def worker_command(once: bool) -> None:
 
     if not once:
         _show_worker_log()
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         report = run_worker(once=once)
     except MailNotConfigured as exc:
         raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(
+            f"Database error, nothing was sent: {reason}. Check that the database is up "
+            "(SQLALCHEMY_DATABASE_URI) and that `flask self-billing init-db` has run."
+        ) from None
     click.echo(report.summary())
 
 

@@ -179,14 +179,14 @@ def test_nothing_is_queued_when_the_change_rolls_back(mail_app, shop, smtp):
 
 def test_worker_once_through_the_cli(mail_app, shop, smtp):
     shop.order("ORD-1003")
-    queue(mail_app, "payment_method_changed", "ORD-1003", extra={"brand": "visa", "last4": "4242"})
+    queue(mail_app, "payment_method_changed", "ORD-1003", extra={"brand": "visa", "last4": "4242", "change": "added"})
 
     result = mail_app.test_cli_runner().invoke(args=["self-billing", "worker", "--once"])
 
     assert result.exit_code == 0, result.output
     assert "sent 1" in result.output
     assert smtp.handler.subjects() == ["Your payment method was changed (order ORD-1003)"]
-    assert "Visa ending in 4242" in parts(smtp.messages[0])["text/plain"]
+    assert "Card added: Visa ending in 4242" in parts(smtp.messages[0])["text/plain"]
     again = mail_app.test_cli_runner().invoke(args=["self-billing", "worker", "--once"])
     assert "No email was due." in again.output
     assert len(smtp.messages) == 1
@@ -336,6 +336,7 @@ def test_connection_dropped_mid_message_is_retried_and_delivered_once(mail_app, 
     assert received == ["ord-4001@example.com", "ord-4002@example.com", "ord-4003@example.com"]
     retried = next(m for m in smtp.messages if m["To"] == queued["to"])
     assert "ORD-400" in str(retried["Subject"])
+    assert "New address: Ann Lee, 1 Main St, Springfield, IL, 62701, US" in parts(retried)["text/plain"]
 
 
 def test_a_server_that_never_answers_times_out_and_the_email_waits(make_app, admin_headers):
@@ -550,3 +551,18 @@ def test_record_messages_sees_what_the_worker_sends_with_suppressed_mail(app, le
     assert message.recipients == ["ann@example.com"]
     assert "Outside the refund window." in message.body and "Outside the refund window." in message.html
     assert outbox(client, admin_headers, "sent")["counts"]["sent"] == 1
+
+
+def test_worker_on_a_database_without_the_schema_says_so(tmp_path):
+    from flask import Flask
+
+    from plugin import SelfBilling
+
+    app = Flask("no_schema", instance_path=str(tmp_path / "instance"))
+    app.config.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.db'}", MAIL_DEFAULT_SENDER=SENDER)
+    SelfBilling(app)
+    result = app.test_cli_runner().invoke(args=["self-billing", "worker", "--once"])
+    assert result.exit_code == 1
+    assert "nothing was sent" in result.output and "init-db" in result.output
+    with app.app_context():
+        app.extensions["sqlalchemy"].engine.dispose()

@@ -112,6 +112,8 @@ def build_context(kind: str, purchase: Purchase, *, request: BillingRequest | No
         }
     for key in ("amount_cents", "currency", "date"):
         extra.pop(key, None)
+    if kind == "address_changed" and "billing_address" not in extra:
+        extra["billing_address"] = dict(purchase.billing_address or {})  # the new address, shown to its owner
     # Round-trip through JSON now: a value that cannot be stored is the caller's bug, said at once.
     context["extra"] = json.loads(json.dumps(extra, default=_json_default))
     return context

@@ -54,7 +54,7 @@ from typing import Any, Iterable
 from flask import current_app
 from flask_mail import BadHeaderError, Connection, Message
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..db import db, utcnow
@@ -80,7 +80,7 @@ class WorkerReport:
         self.failed += other.failed
         self.released += other.released
         self.batches += other.batches
-        self.errors.extend(other.errors)
+        self.errors = (self.errors + other.errors)[-20:]  # the latest few: a long-running loop keeps no history
 
     @property
     def handled(self) -> int:
@@ -465,7 +465,8 @@ def drain(*, now: datetime | None = None, ids: Iterable[int] | None = None,
           stop: threading.Event | None = None) -> WorkerReport:
     """Send everything due at ``now`` (default: the current time), batch after batch, then return.
 
-    ``ids`` limits the round to those rows (used right after a commit).
+    ``ids`` limits the round to those rows (used right after a commit). A database error
+    propagates (the loop of :func:`run_worker` logs it and tries again next round).
     """
     settings = _Settings.from_config(current_app.config)
     _check_config(settings)
@@ -474,14 +475,7 @@ def drain(*, now: datetime | None = None, ids: Iterable[int] | None = None,
     id_list = list(ids) if ids is not None else None
     with Session(bind=db.engine, expire_on_commit=False) as session:
         while stop is None or not stop.is_set():
-            try:
-                token, rows = claim_batch(session, due_at, settings.batch_size, settings.lease, id_list)
-            except OperationalError as exc:
-                session.rollback()
-                error = f"Could not claim emails, the database is busy or down: {exc.orig}"
-                log.warning(error)
-                report.errors.append(error)
-                break
+            token, rows = claim_batch(session, due_at, settings.batch_size, settings.lease, id_list)
             if not rows:
                 break
             report.add(send_batch(session, token, rows, settings, now=now, stop=stop))
@@ -518,6 +512,11 @@ def run_worker(once: bool = False, *, now: datetime | None = None,
                 report = drain(now=now, stop=stop)
             except MailNotConfigured as exc:
                 log.error("%s", exc)
+                report = WorkerReport()
+            except SQLAlchemyError as exc:  # the database restarts: keep the worker, try next round
+                log.error("Database error (%s); trying again in %ss. Emails this round had claimed are "
+                          "taken up again after SELF_BILLING_MAIL_LEASE_SECONDS.",
+                          getattr(exc, "orig", None) or exc, poll)
                 report = WorkerReport()
             total.add(report)
             if report.handled or report.released:
