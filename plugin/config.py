@@ -19,6 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_RATELIMIT_STORAGE_URI": "memory://",
     # Minutes of inactivity after which a portal session ends.
     "SELF_BILLING_SESSION_IDLE_MINUTES": 30,
+    # Apply safe session-cookie defaults the host has not chosen: SameSite=Lax when unset, and the
+    # cookie marked Secure on requests that came over https (docs/portal.md). False leaves them alone.
+    "SELF_BILLING_SESSION_COOKIE_DEFAULTS": True,
+    # Where the card form posts card details to get a processor token; None = the sandbox's
+    # {prefix}/sandbox/tokens. A real processor's tokenization endpoint goes here.
+    "SELF_BILLING_CARD_TOKEN_URL": None,
     # The payment processor: "sandbox" or "package.module:factory" returning a PaymentGateway.
     "SELF_BILLING_GATEWAY": "sandbox",
     # Largest JSON body the APIs accept, in bytes (larger: 413).

@@ -208,6 +208,12 @@ def test_host_choices_for_the_session_cookie_are_kept(make_app):
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Strict"
 
 
+def test_session_cookie_defaults_can_be_left_alone(make_app):
+    app = make_app(SELF_BILLING_SESSION_COOKIE_DEFAULTS=False)
+    assert app.config["SESSION_COOKIE_SAMESITE"] is None
+    assert type(app.session_interface).__name__ == "SecureCookieSessionInterface"
+
+
 def test_session_endpoint_gives_a_fresh_csrf_token(ann):
     answer = ann.get("/session")
     assert answer.status_code == 200

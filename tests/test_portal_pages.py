@@ -423,6 +423,15 @@ def test_add_card_form_sends_the_number_only_to_the_processor(ann):
     assert "needs JavaScript" in page and "sb-card-nojs" in page
 
 
+def test_the_card_form_can_point_to_a_real_processor(make_app):
+    app = make_app(SELF_BILLING_CARD_TOKEN_URL="https://tokens.processor.example/v1/tokens")
+    stock(Ledger(app))
+    client = app.test_client()
+    login(client)
+    page = text(client.get(PORTAL + "/purchases/SUB-1/cards/new"))
+    assert 'data-token-url="https://tokens.processor.example/v1/tokens"' in page
+
+
 def test_add_default_remove_through_the_pages(client, ann):
     new_page = text(ann.get(PORTAL + "/purchases/SUB-1/cards/new"))
     token = card_token(client, "5555555555554444")
