@@ -557,3 +557,24 @@ def test_concurrent_repeats_create_one_order_and_one_payment(app, merchant):
     assert [p["payment_id"] for p in order["payments"]] == ["PAY-NEW"]
     counts = row_counts(app)
     assert counts["sb_leads"] == 1 and counts["sb_purchases"] == 1 and counts["sb_payments"] == 1
+
+
+def test_new_order_can_send_a_purchase_confirmation_with_the_order_id(app, client, admin_headers):
+    from plugin.notifications.models import OutboxEmail
+    from plugin.db import db as _db
+
+    client.put("/billing/api/admin/price-points/pro", headers=admin_headers,
+               json={"product": "Pro Plan", "amount": "49.00", "currency": "USD", "interval": "month"})
+    order = {"email": "new@example.com", "first_name": "Neo", "price_point": "pro",
+             "purchased_at": "2026-11-01T10:00:00Z", "send_confirmation": True,
+             "billing_address": {"name": "Neo", "line1": "1 St", "city": "Town", "country": "US"},
+             "payment_method": {"type": "card", "brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2031}}
+    assert client.put("/billing/api/admin/orders/NEW-1", headers=admin_headers, json=order).status_code == 201
+    assert client.put("/billing/api/admin/orders/NEW-1", headers=admin_headers, json=order).status_code == 200
+    order["send_confirmation"] = "yes"
+    bad = client.put("/billing/api/admin/orders/NEW-2", headers=admin_headers, json=order)
+    assert bad.status_code == 400 and "send_confirmation" in bad.get_json()["error"]["fields"]
+    with app.app_context():
+        rows = _db.session.query(OutboxEmail).all()
+        assert [(r.kind, r.order_id, r.to_address) for r in rows] == [
+            ("purchase_confirmation", "NEW-1", "new@example.com")]

@@ -205,6 +205,8 @@ class OrderIn(Schema):
     purchased_at: UTCTime
     billing_address: Address
     payment_method: Annotated[Union[CardMethodIn, PayPalMethodIn], Field(discriminator="type")]
+    #: Email the customer a purchase confirmation carrying the Order ID (new orders only).
+    send_confirmation: StrictBool = False
 
 
 class PaymentIn(Schema):

@@ -266,6 +266,10 @@ def upsert_order(order_id: str, data: OrderIn | Mapping[str, Any]) -> tuple[Purc
     if data.payment_method.type == "card":
         _apply_card(purchase, data.payment_method)
     _refresh_next_payment(purchase)
+    if created and data.send_confirmation:
+        from ..notifications import enqueue
+
+        enqueue("purchase_confirmation", purchase)
     db.session.commit()
     return purchase, created
 
