@@ -84,13 +84,6 @@ def _too_many(error: Any) -> Any:
     return render_template("helpdesk/desk_login.html", form=form, error=message), 429
 
 
-def home() -> Any:
-    """The desk's first page while the plugin's ticket pages are not mounted here."""
-    if not agents.session_agent():
-        return redirect(url_for("helpdesk_desk.login", next=request.path))
-    return render_template("helpdesk/desk_home.html")
-
-
 def _limit_failed_logins(app: Flask) -> None:
     limiter = Limiter(
         key_func=get_remote_address,
@@ -109,13 +102,8 @@ def _limit_failed_logins(app: Flask) -> None:
 
 
 def init_app(app: Flask, extension: Any) -> None:
-    """Mount sign-in at ``/desk/login`` and the ticket pages (or a home page) at ``/desk/``."""
+    """Mount sign-in at ``/desk/login`` and the plugin's agent desk (the ticket pages) at ``/desk/``."""
     app.register_blueprint(bp, url_prefix="/desk")
     _limit_failed_logins(app)
-    if hasattr(extension, "register_agent_desk"):
-        extension.register_agent_desk(app, "/desk", name="agent_desk", login_url="/desk/login")
-        home_endpoint = "agent_desk.queue"
-    else:
-        app.add_url_rule("/desk/", "desk_home", home)
-        home_endpoint = "desk_home"
-    app.extensions[EXTENSION_KEY] = {"home": home_endpoint}
+    extension.register_agent_desk(app, "/desk", name="agent_desk", login_url="/desk/login")
+    app.extensions[EXTENSION_KEY] = {"home": "agent_desk.queue"}

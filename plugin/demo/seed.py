@@ -14,6 +14,7 @@ fell due since, as ``tick`` would.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,12 @@ SEED_AGENT = DEMO_AGENT_EMAIL
 FIRST_ORDER = "DEMO-1001"
 #: The first order was bought this long before the data set's anchor time.
 FIRST_ORDER_AGE = timedelta(days=368)
-LOCAL_URL = "http://127.0.0.1:5000"
+
+
+def local_url() -> str:
+    """Where `flask run` serves the demo (it reads FLASK_RUN_HOST and FLASK_RUN_PORT too)."""
+    return f"http://{os.environ.get('FLASK_RUN_HOST', '127.0.0.1')}:{os.environ.get('FLASK_RUN_PORT', '5000')}"
+
 
 PRICE_POINTS: dict[str, dict[str, Any]] = {
     "pro-monthly": {"product": "Pro Plan", "amount": "49.00", "currency": "USD", "interval": "month",
@@ -240,11 +246,12 @@ def _report() -> list[str]:
     ]
     for order in ORDERS:
         lines.append(f"  {order.order_id:<10} {order.email:<{width}}  {_describe(order)}")
+    base = local_url()
     lines += [
         "",
         "Open (when served by `flask --app plugin.demo run`):",
-        f"  Help center, My Orders tab:  {LOCAL_URL}/help/my-orders",
-        f"  Standalone billing portal:   {LOCAL_URL}{prefix}/portal/",
+        f"  Help center, My Orders tab:  {base}/help/my-orders",
+        f"  Standalone billing portal:   {base}{prefix}/portal/",
     ]
     if "helpdesk_desk" in current_app.blueprints:
         agents = config.get("HELPDESK_AGENTS") or {}
@@ -252,7 +259,7 @@ def _report() -> list[str]:
             login = f"{DEMO_AGENT_EMAIL} / {DEMO_AGENT_PASSWORD}"
         else:
             login = "an agent from HELPDESK_AGENTS"
-        lines.append(f"  Agent desk:                  {LOCAL_URL}/desk/  (sign in as {login})")
+        lines.append(f"  Agent desk:                  {base}/desk/  (sign in as {login})")
     lines += [
         "",
         "Sandbox test cards for Update credit card: 4242 4242 4242 4242 attaches, "
