@@ -224,3 +224,49 @@ def test_without_javascript_the_card_form_explains_itself(browser, live_portal):
     page.get_by_text("Adding a card needs JavaScript").wait_for()
     assert not page.get_by_label("Card number").is_visible()
     context.close()
+
+
+@pytest.fixture
+def live_demo(database_url, tmp_path) -> Iterator[str]:
+    """The demo host helpdesk with its seed data, served on a free port; yields the base URL."""
+    from plugin.demo import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": database_url,
+                      "MAIL_SUPPRESS_SEND": True}, instance_path=str(tmp_path / "demo-instance"))
+    with app.app_context():
+        from plugin.demo.seed import seed_demo
+        from plugin.schema import init_db
+
+        init_db()
+        seed_demo()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with app.app_context():
+            app.extensions["sqlalchemy"].session.remove()
+            app.extensions["sqlalchemy"].engine.dispose()
+
+
+def test_the_my_orders_tab_inside_the_demo_helpdesk(browser, live_demo):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(live_demo + "/help/my-orders")
+    nav = page.get_by_role("navigation", name="Main")
+    assert nav.get_by_role("link", name="My Orders").get_attribute("aria-current") == "page"
+    page.get_by_label("Order ID").fill("DEMO-1001")
+    page.get_by_label("Email address").fill("ann@example.com")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="My Orders", exact=True).wait_for()
+    assert page.url.startswith(live_demo + "/help/my-orders/")
+    assert nav.is_visible()  # still inside the help center's own layout
+    module = page.locator('section[data-order-id="DEMO-1001"]')
+    assert module.get_by_role("link", name="Cancel subscription").is_visible()
+    page.screenshot(path=str(screenshot_dir() / "my-orders-helpdesk-tab.png"), full_page=True)
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_text("You are logged out.").wait_for()
+    context.close()
