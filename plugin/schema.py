@@ -4,7 +4,9 @@
 the newest revision in ``plugin/migrations/versions``. It is safe to run twice
 and works on SQLite and PostgreSQL. The plugin keeps its own version table,
 ``sb_alembic_version``, so a host that runs its own Alembic (Flask-Migrate or
-not) keeps its history apart from ours.
+not) keeps its history apart from ours. Alembic is driven in code, the way
+Flask-Migrate drives it, but Flask-Migrate itself is not used: it keeps one
+``Migrate`` per app (``app.extensions["migrate"]``), and that one is the host's.
 
 A database whose ``sb_`` tables were made by ``create_all`` before the plugin
 had migrations has no version table. :func:`init_db` adopts it: when it already
