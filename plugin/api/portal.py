@@ -18,7 +18,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
 
-from ..errors import NotFound, error_response
+from ..errors import InvalidInput, NotFound, NotLoggedIn, error_response
 from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..portal import actions
@@ -58,8 +58,6 @@ def _lead_dict(lead: Lead) -> dict[str, str]:
 def _body() -> dict[str, Any]:
     data = read_json()
     if not isinstance(data, dict):
-        from ..errors import InvalidInput
-
         raise InvalidInput("The body must be a JSON object.")
     return data
 
@@ -67,8 +65,6 @@ def _body() -> dict[str, Any]:
 def _reason_only(data: dict[str, Any]) -> Any:
     unknown = sorted(set(data) - {"reason"})
     if unknown:
-        from ..errors import InvalidInput
-
         raise InvalidInput(
             f"Only 'reason' may be sent; unknown: {', '.join(unknown)}.",
             fields={name: "unknown field" for name in unknown},
@@ -81,14 +77,11 @@ def _reason_only(data: dict[str, Any]) -> Any:
 
 @bp.post("/login")
 def login():
+    fields = parse_login(read_json())
     try:
-        fields = parse_login(read_json())
         lead = authenticate(fields.order_id, fields.email)
-    except Exception as err:
-        from ..errors import NotLoggedIn
-
-        if isinstance(err, NotLoggedIn):
-            mark_login_failed()
+    except NotLoggedIn:
+        mark_login_failed()
         raise
     login_lead(lead)
     return jsonify({"lead": _lead_dict(lead), "csrf_token": generate_csrf()})
@@ -170,8 +163,6 @@ def add_payment_method(order_id: str):
     data = _body()
     unknown = sorted(set(data) - {"token"})
     if unknown:
-        from ..errors import InvalidInput
-
         raise InvalidInput(
             "Send only the processor's card token, as {\"token\": \"...\"}; never card numbers.",
             fields={name: "unknown field" for name in unknown},

@@ -22,35 +22,36 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (
-    Blueprint,
-    Flask,
-    current_app,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
 from pydantic import ValidationError
 
 from ..db import db
-from ..errors import BillingError, Conflict, InvalidInput, NotAllowed, NotFound, NotLoggedIn, PaymentDeclined, Unavailable
+from ..errors import (
+    BillingError,
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotLoggedIn,
+    PaymentDeclined,
+    Unavailable,
+)
 from ..ledger.models import Lead, Purchase
 from ..ledger.schemas import Address
 from ..ledger.service import get_settings
+from ..money import format_amount
+from ..payments.interface import PayPalManaged
 from ..templating import TEMPLATE_FOLDER
 from . import actions
 from .access import check_door
 from .auth import current_lead_id, login_lead, logout, require_lead
-from .display import FILTERS, date
+from .display import FILTERS, brand, date, money
 from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm, LoginForm, ReasonForm
-from ..payments.interface import PayPalManaged
 from .limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
 from .login import WRONG_PAIR_MESSAGE, authenticate
-from .security import apply_session_cookie_defaults
 from .notices import ERROR, notify, pop_notices
+from .security import apply_session_cookie_defaults
 
 bp = Blueprint("self_billing_portal", __name__, template_folder=TEMPLATE_FOLDER)
 
@@ -124,9 +125,8 @@ def _billing_error(err: BillingError):
                       show_home=False)
     if isinstance(err, NotLoggedIn):
         return redirect(_url("index"))
-    lead_id = current_lead_id()
     return render("message.html", err.status, title=_error_title(err), message=err.message,
-                  show_home=lead_id is not None or not isinstance(err, NotFound) or err.code != "portal_not_offered")
+                  show_home=err.code != "portal_not_offered")
 
 
 def _error_title(err: BillingError) -> str:
@@ -230,11 +230,7 @@ def _cancel_outcome(purchase: Purchase, billing_request: Any) -> str:
 
 
 def _refund_outcome(payment: Any, billing_request: Any) -> str:
-    from .display import money
-
     amount_cents = billing_request.amount_cents if billing_request.amount_cents is not None else payment.remaining_cents
-    from ..money import format_amount
-
     amount = money(format_amount(amount_cents), payment.currency)
     if billing_request.outcome in ("refunded", "partially_refunded"):
         return (f"Your payment was refunded: {amount} is on its way back to you. "
@@ -387,8 +383,6 @@ def add_card(order_id: str):
     except (InvalidInput, PaymentDeclined, Unavailable) as err:
         return render("card_new.html", err.status, lead=lead, purchase=purchase, form=CardTokenForm(),
                       token_url=_token_url(), error=err.message)
-    from .display import brand
-
     notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
           + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
     return redirect(_url("cards", order_id=order_id))
@@ -399,8 +393,6 @@ def _card_action(order_id: str, method_id: int, verb: str):
     form = ActionForm()
     if not form.validate_on_submit():
         return _cards_page(lead, order_id, 400, error=CSRF_MESSAGE)
-    from .display import brand
-
     try:
         if verb == "default":
             method = actions.set_default_card(lead.id, order_id, method_id)
