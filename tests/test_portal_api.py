@@ -476,6 +476,8 @@ def test_billing_address_applies_to_future_invoices_and_emails_the_customer(clie
     ({"line1": None}, "line1"),
     ({"country": "XX"}, "country"),
     ({"country": "Germany"}, "country"),
+    ({"country": "\uff24\uff25"}, "country"),          # full-width "DE"
+    ({"country": "D\u0415"}, "country"),                # Cyrillic E
     ({"name": "N" * 2000}, "name"),
     ({"postal_code": 10115}, "postal_code"),
     ({"phone": "123"}, "phone"),
