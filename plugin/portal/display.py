@@ -7,8 +7,10 @@ times; these filters turn them into ``$49.00`` and ``Nov 1, 2026`` in
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from flask import current_app
 
@@ -30,6 +32,17 @@ def _locale() -> str:
     return current_app.config.get("SELF_BILLING_LOCALE", "en_US")
 
 
+# A page may show thousands of payments with a handful of distinct amounts: format each once.
+@lru_cache(maxsize=4096)
+def _money_text(amount: str, currency: str, locale: str) -> str:
+    return format_money(to_cents(amount), currency, locale)
+
+
+@lru_cache(maxsize=16)
+def _babel_locale(locale: str) -> Locale:
+    return Locale.parse(locale)
+
+
 def parse_time(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -40,12 +53,12 @@ def money(amount: str | None, currency: str) -> str:
     """``"49.00", "USD"`` -> ``$49.00`` in the configured locale."""
     if amount is None:
         return ""
-    return format_money(to_cents(amount), currency, _locale())
+    return _money_text(amount, currency, _locale())
 
 
 def date(value: str | datetime | None, style: str = "medium") -> str:
     moment = parse_time(value)
-    return format_date(moment, format=style, locale=_locale()) if moment else ""
+    return format_date(moment, format=style, locale=_babel_locale(_locale())) if moment else ""
 
 
 def datetime_(value: str | datetime | None) -> str:

@@ -71,6 +71,8 @@ def _new_request(request_type: str, purchase: Purchase, payment: Payment | None,
         open_slot=_slot(request_type, purchase.id, payment.id if payment else None),
         created_by=actor,
         reason=(reason or "").strip()[:2000],
+        # What a refund request asks for: what remains of the payment (an agent may refund less).
+        amount_cents=payment.remaining_cents if payment else None,
         currency=payment.currency if payment else purchase.currency,
         created_at=utcnow(),
     )
