@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..db import db
-from ..errors import Conflict, InvalidInput, NotFound, NotLoggedIn, Unavailable
+from ..errors import BillingError, Conflict, InvalidInput, NotFound, NotLoggedIn, Unavailable
 from ..ledger.models import Payment, Purchase
 from ..money import format_amount, from_cents
 from .models import Ticket
@@ -128,36 +128,33 @@ def not_accepted(event: str, accepted: list[str]) -> Conflict:
     return Conflict(message, code="event_not_accepted", accepted=accepted)
 
 
+def _database_error(exc: IntegrityError | OperationalError) -> BillingError:
+    """What a person is told when the database refused a write: a lost race is a 409, a dead database a 503."""
+    if isinstance(exc, IntegrityError):
+        return Conflict("Another agent changed this at the same moment. Reload the ticket and look again.",
+                        code="concurrent_change")
+    if "locked" in str(exc).lower() or "deadlock" in str(exc).lower():
+        return Conflict("Another agent is changing this right now. Reload the ticket and look again.",
+                        code="concurrent_change")
+    return Unavailable("The database did not answer; try again in a moment.")
+
+
 def _commit_or_conflict() -> None:
-    """Commit; a write that lost a race with another agent becomes a 409, a dead database a 503."""
+    """Commit, or roll back and raise what the person is told (see :func:`_database_error`)."""
     try:
         db.session.commit()
-    except IntegrityError:
+    except (IntegrityError, OperationalError) as exc:
         db.session.rollback()
-        raise Conflict("Another agent changed this at the same moment. Reload the ticket and look again.",
-                       code="concurrent_change") from None
-    except OperationalError as exc:
-        db.session.rollback()
-        if "locked" in str(exc).lower() or "deadlock" in str(exc).lower():
-            raise Conflict("Another agent is changing this right now. Reload the ticket and look again.",
-                           code="concurrent_change") from None
-        raise Unavailable("The database did not answer; try again in a moment.") from None
+        raise _database_error(exc) from None
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a workflow function; roll back on any error so nothing is half-done."""
     try:
         result = fn(*args, **kwargs)
-    except IntegrityError:
+    except (IntegrityError, OperationalError) as exc:
         db.session.rollback()
-        raise Conflict("Another agent changed this at the same moment. Reload the ticket and look again.",
-                       code="concurrent_change") from None
-    except OperationalError as exc:
-        db.session.rollback()
-        if "locked" in str(exc).lower() or "deadlock" in str(exc).lower():
-            raise Conflict("Another agent is changing this right now. Reload the ticket and look again.",
-                           code="concurrent_change") from None
-        raise Unavailable("The database did not answer; try again in a moment.") from None
+        raise _database_error(exc) from None
     except Exception:
         db.session.rollback()
         raise
