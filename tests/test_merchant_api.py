@@ -578,3 +578,9 @@ def test_new_order_can_send_a_purchase_confirmation_with_the_order_id(app, clien
         rows = _db.session.query(OutboxEmail).all()
         assert [(r.kind, r.order_id, r.to_address) for r in rows] == [
             ("purchase_confirmation", "NEW-1", "new@example.com")]
+
+
+def test_settings_give_the_login_link_of_each_portal(make_app, admin_headers):
+    app = make_app(SELF_BILLING_URL_PREFIX="/shop-billing")
+    body = app.test_client().get("/shop-billing/api/admin/settings", headers=admin_headers).get_json()
+    assert body["portal_links"] == {"standalone": "http://localhost/shop-billing/portal/", "helpdesk": None}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..errors import NotFound, NotLoggedIn
 from ..ledger import service
@@ -94,15 +94,28 @@ def _answer(body: Any, status: int = 200) -> Response:
 # -- settings ---------------------------------------------------------------------------
 
 
+def _settings_body(settings: Any) -> dict[str, Any]:
+    """The settings, with the links customers log in at (the spec: "find the link for each type of
+    billing portal in your account"): the standalone portal, and each My Orders tab the host registered."""
+    body = service.settings_to_dict(settings)
+    doors = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    links: dict[str, Any] = {"standalone": None, "helpdesk": None}
+    for name, door in doors.items():
+        if links.get(door) is None:
+            links[door] = url_for(f"{name}.index", _external=True)
+    body["portal_links"] = links
+    return body
+
+
 @bp.get("/settings")
 def get_settings() -> Response:
-    return _answer(service.settings_to_dict(service.get_settings()))
+    return _answer(_settings_body(service.get_settings()))
 
 
 @bp.put("/settings")
 def put_settings() -> Response:
     data = parse_body(SettingsIn)
-    return _answer(service.settings_to_dict(service.update_settings(data)))
+    return _answer(_settings_body(service.update_settings(data)))
 
 
 # -- price points -----------------------------------------------------------------------
