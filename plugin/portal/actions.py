@@ -45,6 +45,8 @@ DEFAULT_CARD_MESSAGE = (
     "Set another card as the default first, then remove this one."
 )
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+#: Twelve or more digits in a row (dashes between them allowed): a card number, never a processor token.
+_CARD_NUMBER_RE = re.compile(r"\d(?:-?\d){11,}")
 
 
 # -- finding what is yours ------------------------------------------------------------------
@@ -324,6 +326,14 @@ def add_card(lead_id: int, order_id: str, token: Any) -> tuple[PaymentMethod, bo
             "Send the card token the payment processor gave you (letters, digits, - and _).",
             code="invalid_token",
             fields={"token": "missing or not a processor token"},
+        )
+    if _CARD_NUMBER_RE.search(token):
+        # Refused before any lookup, so the number reaches no query (nor a SQL log) and no processor.
+        raise InvalidInput(
+            "This looks like a card number. Card details go to the payment processor only: "
+            "enter the card in the card form, which sends us just the processor's token.",
+            code="invalid_token",
+            fields={"token": "a card number, not a processor token"},
         )
     purchase = own_purchase(lead_id, order_id)
     _require_card_changes(purchase)

@@ -376,13 +376,15 @@ def add_card(order_id: str):
         error = CSRF_MESSAGE if _csrf_failed(form) else (
             "The card details did not reach the payment processor, so no card was added. "
             "Adding a card needs JavaScript: turn it on and try again.")
-        return render("card_new.html", 400, lead=lead, purchase=purchase, form=form,
+        # A fresh form (formdata=None): what was posted as the token is never echoed back, even when
+        # someone pasted a card number into it; the card form asks the processor for a new token anyway.
+        return render("card_new.html", 400, lead=lead, purchase=purchase, form=CardTokenForm(formdata=None),
                       token_url=_token_url(), error=error)
     try:
         method, created = actions.add_card(lead.id, order_id, form.token.data)
     except (InvalidInput, PaymentDeclined, Unavailable) as err:
-        return render("card_new.html", err.status, lead=lead, purchase=purchase, form=CardTokenForm(),
-                      token_url=_token_url(), error=err.message)
+        return render("card_new.html", err.status, lead=lead, purchase=purchase,
+                      form=CardTokenForm(formdata=None), token_url=_token_url(), error=err.message)
     notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
           + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
     return redirect(_url("cards", order_id=order_id))
