@@ -3,10 +3,12 @@
 The ticket pages themselves are the plugin's agent desk, mounted at ``/desk/``
 with :meth:`plugin.SelfBilling.register_agent_desk` and sent to this login when
 no agent is signed in. Failed sign-ins are rate limited per client address
-(``HELPDESK_LOGIN_LIMIT``).
+(``HELPDESK_LOGIN_LIMIT``) and per agent email (``HELPDESK_LOGIN_LIMIT_PER_EMAIL``, so guesses
+spread over many addresses still stop); past a limit the page answers 429 with ``Retry-After``.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,14 +79,29 @@ def _desk_forms() -> dict[str, Any]:
     return {"logout_form": LogoutForm, "desk_home_url": desk_home_url}
 
 
+def _retry_after_seconds() -> int:
+    """Seconds until the breached sign-in limit resets (at least 1)."""
+    limiter = current_app.extensions[EXTENSION_KEY].get("limiter")
+    current = limiter.current_limit if limiter is not None else None
+    return max(1, int(current.reset_at - time.time())) if current is not None else 60
+
+
 @bp.errorhandler(429)
 def _too_many(error: Any) -> Any:
     form = LoginForm()
-    message = "Too many failed sign-ins from this address. Wait a few minutes, then try again."
-    return render_template("helpdesk/desk_login.html", form=form, error=message), 429
+    seconds = _retry_after_seconds()
+    minutes = max(1, -(-seconds // 60))
+    message = (f"Too many failed sign-ins for this account or from this address. "
+               f"Wait {minutes} minute{'s' if minutes != 1 else ''}, then try again.")
+    body = render_template("helpdesk/desk_login.html", form=form, error=message)
+    return body, 429, {"Retry-After": str(seconds)}
 
 
-def _limit_failed_logins(app: Flask) -> None:
+def _email_key() -> str:
+    return "email:" + (request.form.get("email") or "").strip().lower()[:320]
+
+
+def _limit_failed_logins(app: Flask) -> Limiter:
     limiter = Limiter(
         key_func=get_remote_address,
         storage_uri=app.config.get("SELF_BILLING_RATELIMIT_STORAGE_URI", "memory://"),
@@ -94,16 +111,21 @@ def _limit_failed_logins(app: Flask) -> None:
     )
     limiter.init_app(app)
     endpoint = "helpdesk_desk.login"
-    app.view_functions[endpoint] = limiter.limit(
-        lambda: current_app.config["HELPDESK_LOGIN_LIMIT"],
-        deduct_when=lambda response: bool(g.get("desk_login_failed")),
-        methods=["POST"],
-    )(app.view_functions[endpoint])
+
+    def failed(_response: Any) -> bool:
+        return bool(g.get("desk_login_failed"))
+
+    per_address = limiter.limit(lambda: current_app.config["HELPDESK_LOGIN_LIMIT"], deduct_when=failed,
+                                methods=["POST"])
+    per_email = limiter.limit(lambda: current_app.config["HELPDESK_LOGIN_LIMIT_PER_EMAIL"], key_func=_email_key,
+                              deduct_when=failed, methods=["POST"])
+    app.view_functions[endpoint] = per_address(per_email(app.view_functions[endpoint]))
+    return limiter
 
 
 def init_app(app: Flask, extension: Any) -> None:
     """Mount sign-in at ``/desk/login`` and the plugin's agent desk (the ticket pages) at ``/desk/``."""
     app.register_blueprint(bp, url_prefix="/desk")
-    _limit_failed_logins(app)
+    limiter = _limit_failed_logins(app)
     extension.register_agent_desk(app, "/desk", name="agent_desk", login_url="/desk/login")
-    app.extensions[EXTENSION_KEY] = {"home": "agent_desk.queue"}
+    app.extensions[EXTENSION_KEY] = {"home": "agent_desk.queue", "limiter": limiter}

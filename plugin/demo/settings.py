@@ -43,6 +43,8 @@ def defaults(app: Flask) -> dict[str, Any]:
         "HELPDESK_AGENT_TOKENS": {},
         # Failed desk logins allowed per client address (Flask-Limiter string).
         "HELPDESK_LOGIN_LIMIT": "10 per 15 minutes",
+        # Failed desk logins allowed per agent email, from any address (Flask-Limiter string).
+        "HELPDESK_LOGIN_LIMIT_PER_EMAIL": "5 per 15 minutes",
     }
 
 
