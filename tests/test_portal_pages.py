@@ -421,6 +421,9 @@ def test_add_card_form_sends_the_number_only_to_the_processor(ann):
         assert "name=" not in re.search(rf'<input id="{field_id}"[^>]*>', page).group(0)
     assert 'name="token"' in page
     assert "needs JavaScript" in page and "sb-card-nojs" in page
+    # The spec: a card's address is the processor's; it never changes the invoices' bill-to.
+    assert "does not change the bill-to address" in page
+    assert PORTAL + "/purchases/SUB-1/address" in page
 
 
 def test_the_card_form_can_point_to_a_real_processor(make_app):
