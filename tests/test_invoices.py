@@ -27,6 +27,7 @@ from sqlalchemy import select
 from plugin.db import db
 from plugin.ledger.models import Lead, Payment, Refund
 from plugin.ledger.schemas import OrderIn
+from tests.conftest import Ledger
 
 PREFIX = "/billing"
 WKHTMLTOPDF = shutil.which("wkhtmltopdf")
@@ -429,6 +430,14 @@ def test_not_logged_in_page_navigation_goes_to_login(shop_app, shop):
     )
     assert response.status_code == 302
     assert response.headers["Location"]
+
+
+def test_self_service_switched_off_stops_customer_downloads_not_agents(shop_app, shop, customer):
+    Ledger(shop_app).settings(enabled=False)
+    response = download(customer)
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "portal_disabled"
+    assert agent_download(shop_app, "pay_1").status_code == 200
 
 
 @pytest.mark.parametrize("payment_id", ["pay_2", "pay_nope"])
