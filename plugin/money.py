@@ -13,7 +13,8 @@ CENT = Decimal("0.01")
 def to_cents(amount: Decimal | str | int) -> int:
     """Convert a decimal amount with at most two places to integer cents.
 
-    Raises ValueError for floats, more than two decimal places and non-numbers.
+    Raises ValueError for floats, more than two decimal places, non-numbers and
+    numbers too large to hold (never ``decimal.InvalidOperation``).
     """
     if isinstance(amount, float) or isinstance(amount, bool):
         raise ValueError("amounts are decimal strings, never floats")
@@ -23,7 +24,11 @@ def to_cents(amount: Decimal | str | int) -> int:
         raise ValueError("not a number") from None
     if not value.is_finite():
         raise ValueError("not a finite number")
-    if value != value.quantize(CENT):
+    try:
+        quantized = value.quantize(CENT)
+    except InvalidOperation:  # more digits than the decimal context holds, e.g. "1e30"
+        raise ValueError("too large") from None
+    if value != quantized:
         raise ValueError("at most two decimal places")
     return int((value * 100).to_integral_value(rounding=ROUND_HALF_UP))
 

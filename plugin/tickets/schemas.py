@@ -17,6 +17,8 @@ from ..money import to_cents
 MAX_MESSAGE_CHARS = 10_000
 #: Longest lead search.
 MAX_QUERY_CHARS = 200
+#: Amounts from 10 digits before the point up are refused (the merchant API's prices stop there too).
+MAX_AMOUNT = Decimal(10) ** 10
 
 
 def _not_a_float(value: object) -> object:
@@ -38,6 +40,8 @@ def parse_amount(value: str) -> int:
         raise ValueError(f'{text!r} is not a number; enter an amount such as "10.50"')
     if number <= 0:
         raise ValueError("the amount must be more than 0")
+    if number >= MAX_AMOUNT:
+        raise ValueError("the amount is too large; no payment is that big")
     try:
         return to_cents(number)
     except ValueError:
