@@ -383,6 +383,8 @@ def main() -> int:
 
         problems = [f"{r.name}: {r.non_2xx_3xx} non-2xx/3xx responses, {r.socket_errors} socket errors"
                     for r in results if r.errors]
+        problems += [f"{r.name}: no request completed in {args.duration}s; give it a longer --duration"
+                     for r in results if r.requests == 0]
         log = (work / "gunicorn.log").read_text(errors="replace")
         if "Traceback" in log or "WORKER TIMEOUT" in log:
             problems.append(f"gunicorn logged an error:\n{log_tail(work)}")
