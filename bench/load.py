@@ -106,8 +106,8 @@ def app_env(work: Path, database_url: str, agent_token: str) -> dict[str, str]:
 
 
 def flask_cli(env: dict[str, str], work: Path, *args: str) -> str:
-    command = [sys.executable, "-m", "flask", "--app", f"plugin.demo:create_app(instance_path={str(work / 'instance')!r})",
-               "self-billing", *args]
+    app = f"plugin.demo:create_app(instance_path={str(work / 'instance')!r})"
+    command = [sys.executable, "-m", "flask", "--app", app, "self-billing", *args]
     done = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
     if done.returncode != 0:
         raise Stop(f"`flask self-billing {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
@@ -326,7 +326,8 @@ def main() -> int:
                         help="a PostgreSQL database (empty with --scale); default: a throwaway SQLite file")
     parser.add_argument("--scale", type=parse_scale, default=None, metavar="LEADS,PAYMENTS,TICKETS",
                         help="bulk-build this data set instead of seed-demo (log in as the heavy lead)")
-    parser.add_argument("--only", default=None, help="run only the scenarios whose name contains this text (and the reference)")
+    parser.add_argument("--only", default=None,
+                        help="run only the scenarios whose name contains this text (and the reference)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary")
     args = parser.parse_args()
     if shutil.which(args.wrk) is None:
