@@ -130,6 +130,19 @@ def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason:
 # -- the processor step ---------------------------------------------------------------------
 
 
+def idempotency_key(request: BillingRequest, event: str) -> str:
+    """The processor's idempotency key of a request's step: the request's public id, so a repeated
+    step (a crash, a lost answer) is one call at the processor.
+
+    A cancellation may take two different steps: scheduled at the period end (automatically), then
+    ended now by an agent. The immediate one has its own key, or the processor would answer it with
+    the schedule's result and end nothing now.
+    """
+    if request.type == "cancellation" and event in ("complete", "cancel_now"):
+        return f"{request.public_id}:now"
+    return request.public_id
+
+
 def run_pending(request_id: int) -> BillingRequest:
     """Carry out a request's pending processor step and fire its event. Safe to repeat."""
     request = _reload(BillingRequest, request_id)
@@ -139,7 +152,7 @@ def run_pending(request_id: int) -> BillingRequest:
     purchase = _reload(Purchase, request.purchase_id)
     payment = _reload(Payment, request.payment_id)
     amount = request.pending_amount_cents
-    key = request.public_id
+    key = idempotency_key(request, event)
     db.session.commit()  # hold no lock while the processor works
     gateway = get_gateway()
     try:
@@ -171,8 +184,11 @@ def _finish_pending(request_id: int, event: str, outcome: dict[str, Any]) -> Bil
         request.error = None
         error = refusal(ctx, event, actor=actor, **outcome)
         if error is not None:
-            # The processor did it but the request moved on; keep the fact for an agent.
+            # The processor did it but the request moved on (or the rules it was decided by changed,
+            # e.g. the price point's cancellation timing); keep the fact and hand it to an agent, so
+            # the request does not wait for a step that will never come.
             request.error = f"The processor confirmed '{event}' but the request no longer accepts it: {error.message}"
+            _hand_to_agent(ctx, actor)
             db.session.commit()
             raise error
         fire(ctx, event, actor=actor, message=message, note=message or "", **outcome)
@@ -181,6 +197,21 @@ def _finish_pending(request_id: int, event: str, outcome: dict[str, Any]) -> Bil
         db.session.rollback()
         raise
     return request
+
+
+def _hand_to_agent(ctx: RequestContext, actor: str) -> None:
+    """After a processor step went wrong: a request still waiting for the processor becomes a ticket
+    (``processor_failed``); any other keeps its state, with the error in its history.
+
+    A scheduled cancellation (``auto_processed`` with outcome ``cancel_scheduled``) keeps its state,
+    so its date still ends it; the agent whose "cancel now" failed is told and may try again.
+    """
+    request = ctx.request
+    if request.outcome is None and request.state in ("requested", "auto_processed"):
+        fire(ctx, "processor_failed", actor=SYSTEM, note=request.error or "")
+        return
+    db.session.add(RequestEvent(request_id=request.id, from_state=request.state, to_state=request.state,
+                                event="processor_error", at=ctx.now, actor=actor, note=request.error or ""))
 
 
 def _record_processor_failure(request_id: int, event: str, err: GatewayError) -> BillingRequest:
@@ -195,11 +226,7 @@ def _record_processor_failure(request_id: int, event: str, err: GatewayError) ->
         request.pending_event = request.pending_amount_cents = None
         request.pending_actor = request.pending_message = request.pending_since = None
         request.error = f"{err.code}: {err.message}"
-        if request.state in ("requested", "auto_processed"):
-            fire(_context(request, purchase), "processor_failed", actor=SYSTEM, note=request.error)
-        else:
-            db.session.add(RequestEvent(request_id=request.id, from_state=request.state, to_state=request.state,
-                                        event="processor_error", at=utcnow(), actor=actor, note=request.error))
+        _hand_to_agent(_context(request, purchase), actor)
         db.session.commit()
     except BaseException:
         db.session.rollback()

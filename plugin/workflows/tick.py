@@ -34,10 +34,11 @@ MAX_RENEWALS_PER_PURCHASE = 1000
 def end_due_cancellations(now: datetime) -> int:
     """Scheduled cancellations whose date has passed take effect. Returns how many."""
     done = 0
+    last_id = 0  # keyset paging: a purchase left for a later run is not read again in this one
     while True:
         ids = db.session.execute(
             select(Purchase.id)
-            .where(Purchase.status == "cancel_scheduled", Purchase.cancels_at <= now)
+            .where(Purchase.status == "cancel_scheduled", Purchase.cancels_at <= now, Purchase.id > last_id)
             .order_by(Purchase.id)
             .limit(BATCH)
         ).scalars().all()
@@ -45,6 +46,7 @@ def end_due_cancellations(now: datetime) -> int:
         if not ids:
             return done
         for purchase_id in ids:
+            last_id = purchase_id
             try:
                 purchase = lock_purchase(purchase_id)
                 if purchase.status != "cancel_scheduled" or purchase.cancels_at is None or purchase.cancels_at > now:
@@ -57,6 +59,11 @@ def end_due_cancellations(now: datetime) -> int:
                     .order_by(BillingRequest.id.desc())
                     .limit(1)
                 ).scalar_one_or_none()
+                if request is not None and request.pending_event:
+                    # A processor step is in flight on it (an agent's "cancel now"): no other event
+                    # while it is; the resume finishes it, and a later tick ends what is still due.
+                    db.session.commit()
+                    continue
                 if request is not None:
                     fire(_context(request, purchase, now), "period_end", actor=SYSTEM,
                          note="The paid period ended.")
