@@ -327,6 +327,19 @@ def test_leads_lookup_by_email_or_name(agent_client, shop):
     assert [(lead["first_name"], lead["orders"][0]["order_id"]) for lead in leads] == [("Bo", "ORD-3001")]
 
 
+def test_leads_lookup_by_exact_email_or_order_id_names_one_lead(agent_client, shop):
+    shop.subscription()
+    shop.ledger.price("pro-monthly")
+    shop.ledger.order("ORD-3001", email="joann@example.com", first_name="Jo", last_name="Ann")
+    for q in ("ann@example.com", "ORD-3001"):
+        leads = agent_client.get(API + "/leads", query_string={"q": q}, headers=ALICE).get_json()["leads"]
+        expected = "ann@example.com" if "@" in q else "joann@example.com"
+        assert [lead["email"] for lead in leads] == [expected], q
+    # Part of an email still searches: both leads contain it.
+    leads = agent_client.get(API + "/leads?q=ann@example", headers=ALICE).get_json()["leads"]
+    assert [lead["email"] for lead in leads] == ["ann@example.com", "joann@example.com"]
+
+
 def test_leads_lookup_nothing_found_hints_other_email(agent_client, shop):
     shop.subscription()
     body = agent_client.get(API + "/leads?q=nobody@nowhere.test", headers=ALICE).get_json()

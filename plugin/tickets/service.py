@@ -345,15 +345,28 @@ def list_departments() -> list[str]:
     return list(db.session.execute(select(Department.name).order_by(Department.name)).scalars())
 
 
-def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
-    """Leads whose email or name contains ``q`` (case-insensitive), each with its orders, newest first."""
-    needle = (q or "").strip().lower()
-    if not needle:
-        return []
+def _exact_lead(needle: str, raw: str) -> list[Lead] | None:
+    """The one lead an exact email or Order ID names (both indexed), or None to search by substring.
+
+    Agents mostly paste what the customer gave them; this answers that from an index even among
+    millions of leads, where a substring search has to read every lead.
+    """
+    lead = None
+    if "@" in needle:
+        lead = db.session.execute(select(Lead).where(Lead.email_normalized == needle)).scalar_one_or_none()
+    if lead is None and raw:
+        lead = db.session.execute(
+            select(Lead).join(Purchase, Purchase.lead_id == Lead.id).where(Purchase.order_id == raw)
+        ).scalar_one_or_none()
+    return [lead] if lead is not None else None
+
+
+def _leads_containing(needle: str, limit: int) -> list[Lead]:
+    """Leads whose email or name contains ``needle``, first ``limit`` by email."""
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
     full_name = func.lower(Lead.first_name + " " + Lead.last_name)
-    leads = list(db.session.execute(
+    return list(db.session.execute(
         select(Lead)
         .where(or_(
             Lead.email_normalized.like(pattern, escape="\\"),
@@ -364,6 +377,17 @@ def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
         .order_by(Lead.email_normalized)
         .limit(limit)
     ).scalars())
+
+
+def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
+    """The lead an exact email or Order ID names, else the leads whose email or name contains ``q``
+    (case-insensitive); each with its orders, newest first."""
+    needle = (q or "").strip().lower()
+    if not needle:
+        return []
+    leads = _exact_lead(needle, (q or "").strip())
+    if leads is None:
+        leads = _leads_containing(needle, limit)
     if not leads:
         return []
     purchases = db.session.execute(
