@@ -4,9 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from .api.common import install_json_errors
 from .db import db
 
 bp = Blueprint("self_billing_health", __name__)
+install_json_errors(bp)  # e.g. a NUL character in the query (plugin.api.common.refuse_nul_characters)
 
 
 def pdf_available() -> bool:

@@ -29,7 +29,7 @@ from ..notifications.models import OUTBOX_STATUSES, OutboxEmail
 from ..notifications.outbox import email_to_dict, list_emails
 from ..templating import TEMPLATE_FOLDER
 from .admin import _challenge, _require_token
-from .common import install_json_errors, parse_body
+from .common import install_json_errors, parse_body, path_id
 
 # The template folder is given so the email templates (self_billing/email/...) are found even by a
 # worker process; the host's own templates folder still comes first and can override any of them.
@@ -83,7 +83,7 @@ def get_email_outbox() -> Response:
         raise InvalidInput(f"Unknown status {status!r}; use one of: {', '.join(OUTBOX_STATUSES)}.",
                            fields={"status": "unknown status"})
     limit_text = request.args.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+    if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
         raise InvalidInput("limit must be a whole number from 1 to 1000.", fields={"limit": "1 to 1000"})
     order_id = request.args.get("order_id") or None
     rows = list_emails(status, order_id=order_id, limit=int(limit_text))
@@ -95,13 +95,14 @@ def get_email_outbox() -> Response:
     return _answer({"emails": [email_to_dict(row) for row in rows], "counts": counts})
 
 
-@bp.post("/email-outbox/<int:email_id>/retry")
-def retry_email(email_id: int) -> Response:
+@bp.post("/email-outbox/<email_id>/retry")
+def retry_email(email_id: str) -> Response:
     from ..ledger.models import Lead, Purchase
 
-    row = db.session.get(OutboxEmail, email_id, with_for_update=True)
+    not_found = NotFound("There is no such email in the outbox; check its id in GET /api/admin/email-outbox.")
+    row = db.session.get(OutboxEmail, path_id(email_id, not_found), with_for_update=True)
     if row is None:
-        raise NotFound(f"There is no email #{email_id} in the outbox.")
+        raise not_found
     if row.status != "failed":
         raise Conflict(f"Email #{email_id} is {row.status}; only failed emails can be retried.",
                        code="not_failed", status_now=row.status)

@@ -14,10 +14,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..tickets import actions, present, service
 from ..tickets.schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn, ReplyIn
-from .common import install_json_errors, parse_body, read_json
+from .common import install_json_errors, parse_body, path_id, read_json
 
 bp = Blueprint("self_billing_api_agent", __name__)
 install_json_errors(bp)
@@ -65,22 +65,27 @@ def list_tickets() -> Any:
     return {"tickets": present.tickets_to_dicts(page.rows), "next_before": page.next_before}
 
 
-@bp.get("/tickets/<int:ticket_id>")
-def show_ticket(ticket_id: int) -> Any:
-    return present.ticket_detail(service.get_ticket(ticket_id))
+def _ticket_id(raw: str) -> int:
+    return path_id(raw, NotFound("There is no such ticket; check the number in the queue.",
+                                 code="ticket_not_found"))
 
 
-@bp.post("/tickets/<int:ticket_id>/events")
-def post_event(ticket_id: int) -> Any:
-    service.get_ticket(ticket_id)  # 404 before looking at the body
+@bp.get("/tickets/<ticket_id>")
+def show_ticket(ticket_id: str) -> Any:
+    return present.ticket_detail(service.get_ticket(_ticket_id(ticket_id)))
+
+
+@bp.post("/tickets/<ticket_id>/events")
+def post_event(ticket_id: str) -> Any:
+    ticket_id = service.get_ticket(_ticket_id(ticket_id)).id  # 404 before looking at the body
     data = parse_body(EventIn)
     ticket = actions.apply_ticket_event(ticket_id, _agent(), data.event, data.amount_cents, data.message)
     return present.ticket_detail(ticket)
 
 
-@bp.post("/tickets/<int:ticket_id>/replies")
-def post_reply(ticket_id: int) -> Any:
-    service.get_ticket(ticket_id)
+@bp.post("/tickets/<ticket_id>/replies")
+def post_reply(ticket_id: str) -> Any:
+    ticket_id = service.get_ticket(_ticket_id(ticket_id)).id
     data = parse_body(ReplyIn, data=read_json(max_bytes=REPLY_BODY_BYTES))
     ticket = actions.reply(ticket_id, _agent(), data.message)
     return present.ticket_detail(ticket), 201

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import BillingError, error_response
+from ..errors import BillingError, InvalidInput, NotFound, error_response
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,9 +66,53 @@ def read_json(max_bytes: int | None = None) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BillingError("The body is not valid JSON.", code="malformed_json", status=400) from None
+    where = _nul_at(data, "body")
+    if where is not None:
+        raise InvalidInput(NUL_MESSAGE, fields={where: "contains a NUL character"})
+    return data
+
+
+# -- NUL characters -----------------------------------------------------------------------------
+#
+# PostgreSQL text cannot hold U+0000 (SQLite can), so a NUL that reached a query or a row would be a
+# database error, a 500. Every way in is closed: JSON bodies in read_json(), the URL's path and query
+# and form fields in refuse_nul_characters(), which runs before every view of the plugin.
+
+NUL_MESSAGE = "Text may not contain NUL characters (U+0000); remove them and send it again."
+
+
+def _nul_at(value: Any, where: str) -> str | None:
+    """The path of the first string (or key) in ``value`` holding a NUL character, else None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_at(key, where) or _nul_at(item, f"{where}.{key}" if where != "body" else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul_characters() -> None:
+    """Before every plugin view: a NUL in the path is 404 (nothing is there), in the query or a form 400."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    module = getattr(view, "__module__", "") or ""
+    if not module.startswith("plugin.") or module.startswith("plugin.demo."):
+        return  # the host's own views (the demo host's too)
+    if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+        raise NotFound("There is nothing at this address: it contains a NUL character.")
+    bad = sorted({name for source in (request.args, request.form)
+                  for name, value in source.items(multi=True) if "\x00" in name or "\x00" in value})
+    if bad:
+        raise InvalidInput(NUL_MESSAGE, fields={name: "contains a NUL character" for name in bad})
 
 
 def parse_body(model: type[M], *, data: Any = None) -> M:
@@ -84,6 +128,23 @@ def parse_body(model: type[M], *, data: Any = None) -> M:
         raise BillingError(
             f"Some fields are missing or invalid: {names}.", code="invalid", status=400, fields=fields
         ) from None
+
+
+#: The largest row id a URL may name: id columns are 32-bit integers on PostgreSQL.
+MAX_ROW_ID = 2**31 - 1
+
+
+def path_id(raw: str, not_found: BillingError) -> int:
+    """The row id a URL segment names, or ``not_found`` raised.
+
+    Routes take ids as plain strings (not ``<int:...>``) so that a segment that is
+    no id (``-1``, ``1.5``, ``abc``, ``²``, an id past the column's range) answers
+    the same JSON 404 as an id that does not exist, instead of an HTML page or a
+    database error.
+    """
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ROW_ID:
+        raise not_found
+    return int(raw)
 
 
 def _billing_error(err: BillingError) -> Response:

@@ -27,7 +27,7 @@ from ..portal.auth import login_lead, logout, require_lead
 from ..portal.limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
 from ..portal.login import authenticate, parse_login
 from ..portal.security import check_json_csrf
-from .common import install_json_errors, parse_body, read_json
+from .common import install_json_errors, parse_body, path_id, read_json
 
 bp = Blueprint("self_billing_api_portal", __name__)
 install_json_errors(bp)
@@ -56,6 +56,9 @@ def _lead_dict(lead: Lead) -> dict[str, str]:
 
 
 def _body() -> dict[str, Any]:
+    """The JSON object sent; a request with no body at all (the optional body left out) is ``{}``."""
+    if not request.content_length and not request.get_data(cache=True):
+        return {}
     data = read_json()
     if not isinstance(data, dict):
         raise InvalidInput("The body must be a JSON object.")
@@ -172,9 +175,7 @@ def add_payment_method(order_id: str):
 
 
 def _method_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(actions.CARD_NOT_FOUND, code="payment_method_not_found")
-    return int(raw)
+    return path_id(raw, NotFound(actions.CARD_NOT_FOUND, code="payment_method_not_found"))
 
 
 @bp.post("/purchases/<order_id>/payment-methods/<method_id>/default")

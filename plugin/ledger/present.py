@@ -16,7 +16,8 @@ def iso_utc(value: datetime | None) -> str | None:
     """``2026-11-26T10:00:00Z`` (whole seconds, as every JSON endpoint answers), or None."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime("%Y"): the year has its four digits on every platform
+    return value.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def price_point_to_dict(price: PricePoint) -> dict[str, Any]:

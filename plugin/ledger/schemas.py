@@ -113,8 +113,21 @@ def _country(value: str) -> str:
     return value
 
 
+#: The times the ledger accepts: any real order's, and narrow enough that every date derived from
+#: one (periods of up to 365 years, refund windows) is still a four-digit year.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=timezone.utc)
+_TIME_RANGE = "must be a time from 1970 to 2999"
+
+
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
+        raise ValueError(_TIME_RANGE) from None
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(_TIME_RANGE)
+    return value
 
 
 MoneyStr = Annotated[StrictStr, BeforeValidator(_money_type), AfterValidator(_money)]
