@@ -12,7 +12,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from plugin.db import db
 from plugin.ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
@@ -176,4 +176,10 @@ def build(leads: int = 100_000, payments: int = 1_000_000, tickets: int = 100_00
         BillingRequest.__table__.update().values(ticket_id=BillingRequest.__table__.c.id)
     )
     db.session.commit()
+    if db.engine.dialect.name == "postgresql":  # fresh statistics, or the planner guesses on a million rows
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    else:
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
     return counts

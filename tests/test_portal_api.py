@@ -242,6 +242,25 @@ def test_failed_logins_per_email_are_limited_with_retry_after(make_app):
     assert client.post(f"{API}/login", json={"order_id": "BOB-1", "email": "bob@example.com"}).status_code == 200
 
 
+def test_logins_still_work_and_are_limited_when_the_shared_limit_storage_is_down(make_app):
+    pytest.importorskip("redis", reason="the redis client (test extras) is needed to point at a Redis that is down")
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = make_app(SELF_BILLING_RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}/0",
+                   SELF_BILLING_LOGIN_LIMIT_PER_EMAIL="2 per 15 minutes")
+    from tests.conftest import Ledger
+
+    stock(Ledger(app))
+    client = app.test_client()
+    assert client.post(f"{API}/login", json={"order_id": "SUB-1", "email": "ann@example.com"}).status_code == 200
+    for _ in range(2):
+        assert client.post(f"{API}/login", json={"order_id": "WRONG", "email": "bob@example.com"}).status_code == 401
+    assert client.post(f"{API}/login", json={"order_id": "BOB-1", "email": "bob@example.com"}).status_code == 429
+
+
 def test_failed_logins_per_address_are_limited(make_app):
     app = make_app(SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS="4 per 15 minutes")
     from tests.conftest import Ledger

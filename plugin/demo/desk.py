@@ -108,6 +108,7 @@ def _limit_failed_logins(app: Flask) -> Limiter:
         key_prefix="helpdesk_desk",
         default_limits_exempt_when=lambda: True,
         application_limits_exempt_when=lambda: True,
+        in_memory_fallback_enabled=True,  # shared storage down: agents can still sign in
     )
     limiter.init_app(app)
     endpoint = "helpdesk_desk.login"

@@ -94,6 +94,8 @@ def get_limiter(app: Flask) -> Limiter:
             headers_enabled=False,
             default_limits_exempt_when=_exempt_host_limits,
             application_limits_exempt_when=_exempt_host_limits,
+            # Shared storage (Redis...) down: count in this process instead of failing every login.
+            in_memory_fallback_enabled=True,
         )
         limiter.init_app(app)
         extras[EXTRAS_KEY] = limiter

@@ -100,8 +100,8 @@ def renew_due_subscriptions(now: datetime) -> int:
                 if purchase.status != "active" or due is None or due > now:
                     break
                 payment_id = f"{order_id}-{due:%Y%m%d}"[:64]
-                record_payment(order_id, PaymentIn(payment_id=payment_id, paid_at=due))
-                renewed += 1
+                _payment, created = record_payment(order_id, PaymentIn(payment_id=payment_id, paid_at=due))
+                renewed += created  # a tick running beside us may have recorded it: count ours only
             db.session.commit()
 
 
