@@ -131,3 +131,21 @@ def test_nul_characters_are_refused_before_they_reach_the_database(shop):
     page = client.get(f"{PREFIX}/desk/?department=Bil%00ling", headers=ALICE)
     assert page.status_code == 400 and page.mimetype == "text/html"
     assert "NUL" in page.get_data(as_text=True)
+
+
+def test_ids_past_the_id_column_are_refused_or_not_found_in_the_agent_api_and_desk(shop):
+    client = shop["client"]
+    huge = "9223372036854775808"  # past SQLite's integers; anything past 2**31 - 1 is past PostgreSQL's
+    answer = client.get(f"{PREFIX}/api/agent/tickets", query_string={"before": huge}, headers=ALICE)
+    assert _json_error(answer, 400)["fields"] == {"before": "must be between 1 and 2147483647"}
+    assert client.get(f"{PREFIX}/api/agent/tickets?before=2", headers=ALICE).get_json()["tickets"][0]["id"] == 1
+    # the desk's pages: the whole queue, and a plain 404
+    queue = client.get(f"{PREFIX}/desk/", query_string={"before": huge}, headers=ALICE)
+    assert queue.status_code == 200 and "ORD-1002" in queue.get_data(as_text=True)
+    for raw in (huge, "2147483648"):
+        assert client.get(f"{PREFIX}/desk/tickets/{raw}", headers=ALICE).status_code == 404
+        assert client.post(f"{PREFIX}/desk/tickets/{raw}/replies", data={"message": "Hi"},
+                           headers=ALICE).status_code == 404
+    card = client.post(f"{PREFIX}/portal/purchases/ORD-1001/cards/{huge}/default",
+                       data={"csrf_token": shop["ann"].csrf_token})
+    assert card.status_code == 404 and card.mimetype == "text/html"

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, g, request
 from ..errors import InvalidInput, NotFound
 from ..tickets import actions, present, service
 from ..tickets.schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn, ReplyIn
-from .common import install_json_errors, parse_body, path_id, read_json
+from .common import MAX_ROW_ID, install_json_errors, parse_body, path_id, read_json
 
 bp = Blueprint("self_billing_api_agent", __name__)
 install_json_errors(bp)
@@ -60,7 +60,7 @@ def list_tickets() -> Any:
                            fields={"status": "must be open or closed"})
     department = request.args.get("department") or None
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    before = _int_arg("before", None, 1)
+    before = _int_arg("before", None, 1, MAX_ROW_ID)
     page = service.list_tickets(status=status, department=department, limit=limit, before=before)
     return {"tickets": present.tickets_to_dicts(page.rows), "next_before": page.next_before}
 

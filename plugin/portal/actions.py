@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..api.common import MAX_ROW_ID
 from ..db import db
 from ..errors import Conflict, InvalidInput, NotAllowed, NotFound, PaymentDeclined, Unavailable
 from ..ledger.models import Payment, PaymentMethod, Purchase
@@ -272,7 +273,7 @@ def list_cards(lead_id: int, order_id: str) -> tuple[Purchase, list[PaymentMetho
 
 
 def _own_card(purchase_id: int, method_id: Any) -> PaymentMethod:
-    if isinstance(method_id, bool) or not isinstance(method_id, int):
+    if isinstance(method_id, bool) or not isinstance(method_id, int) or not 0 < method_id <= MAX_ROW_ID:
         raise NotFound(CARD_NOT_FOUND, code="payment_method_not_found")
     method = db.session.get(PaymentMethod, method_id, populate_existing=True)
     if method is None or method.purchase_id != purchase_id:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from ..api.common import MAX_ROW_ID
 from ..errors import BillingError, InvalidInput
 from ..templating import TEMPLATE_FOLDER
 from . import actions, present, service
@@ -116,6 +117,8 @@ def queue() -> Response:
     try:
         before = int(request.args["before"]) if request.args.get("before") else None
     except ValueError:
+        before = None
+    if before is not None and not 0 < before <= MAX_ROW_ID:
         before = None
     page = service.list_tickets(status=None if status == "all" else status, department=department,
                                 limit=PAGE_SIZE, before=before)

@@ -290,8 +290,10 @@ def agent_replied(external_ref: str, agent_email: str, body: str, *,
 
 
 def get_ticket(ticket_id: int) -> Ticket:
-    """The ticket, or NotFound."""
-    ticket = db.session.get(Ticket, ticket_id)
+    """The ticket, or NotFound (also for an id past the id column's range, which no query is made for)."""
+    from ..api.common import MAX_ROW_ID
+
+    ticket = db.session.get(Ticket, ticket_id) if 0 < ticket_id <= MAX_ROW_ID else None
     if ticket is None:
         raise NotFound(f"There is no ticket {ticket_id}; check the number in the queue.",
                        code="ticket_not_found")
