@@ -80,6 +80,13 @@ def _new_request(request_type: str, purchase: Purchase, payment: Payment | None,
     return request
 
 
+def _check_text(value: str | None, field: str) -> None:
+    """Free text is kept as given, but a NUL character (PostgreSQL text cannot hold it) is refused."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput("Text may not contain NUL characters (U+0000); remove them and send it again.",
+                           fields={field: "contains a NUL character"})
+
+
 def _is_agent(actor: str) -> bool:
     return bool(actor) and actor not in (CUSTOMER, SYSTEM)
 
@@ -98,6 +105,7 @@ def submit_refund(payment: Payment, actor: str = CUSTOMER, reason: str = "") -> 
 
 
 def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason: str) -> BillingRequest:
+    _check_text(reason, "reason")
     settings = get_settings()
     slot = _slot(request_type, purchase_id, payment_id)
     try:
@@ -271,6 +279,7 @@ def apply_agent_event(
     """An agent sends ``event`` to a request (contract section 5)."""
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
+    _check_text(message, "message")
     amount_cents = parse_amount(amount) if amount is not None else None
     if event == "refund_partial" and amount_cents is None:
         raise InvalidInput("A partial refund needs an amount.", code="invalid_amount",
@@ -320,6 +329,7 @@ def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, a
     """An agent's manual action outside any customer request, through the same machine."""
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
+    _check_text(message, "message")
     try:
         purchase = lock_purchase(purchase_id)
         slot = _slot(request_type, purchase_id, payment_id)
