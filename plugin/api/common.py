@@ -120,6 +120,10 @@ def parse_body(model: type[M], *, data: Any = None) -> M:
     payload = read_json() if data is None else data
     if not isinstance(payload, dict):
         raise BillingError("The body must be a JSON object.", code="invalid", status=400)
+    if data is not None:  # the Python API's dicts (read_json has checked HTTP bodies)
+        where = _nul_at(payload, "body")
+        if where is not None:
+            raise InvalidInput(NUL_MESSAGE, fields={where: "contains a NUL character"})
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
