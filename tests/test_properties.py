@@ -636,3 +636,23 @@ def test_desk_event_form_takes_any_amount(fuzz_app, tickets, amount, event):
     assert answer.status_code < 500, answer.get_data(as_text=True)[:300]
     if answer.status_code >= 400:
         assert snapshot(fuzz_app) == before
+
+
+@FUZZ_SETTINGS
+@given(order_id=path_ids, body=st.one_of(fields_of(order_fields), json_values))
+@example(order_id="ORD-NUL", body={"email": "eve@example.com", "first_name": "\x00", "price_point": "pro-monthly",
+                                   "purchased_at": "2026-11-01T10:00:00Z",
+                                   "billing_address": {"name": "Eve", "line1": "1 St", "city": "X", "country": "US"},
+                                   "payment_method": {"type": "paypal", "payer_email": "p@example.com"}})
+def test_the_merchants_python_api_raises_only_billing_errors(fuzz_app, order_id, body):
+    """Hosts call the ledger in-process with plain dicts: bad input is a BillingError that wrote nothing."""
+    before = snapshot(fuzz_app)
+    with fuzz_app.app_context():
+        try:
+            ledger.upsert_order(order_id, body)
+        except BillingError as err:
+            assert 400 <= err.status < 500 and ERROR_CODE.match(err.code), err.to_dict()
+            db.session.remove()
+            assert snapshot(fuzz_app) == before
+        finally:
+            db.session.remove()
