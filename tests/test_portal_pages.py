@@ -152,6 +152,12 @@ def test_pages_need_a_login_and_come_back_after_it(client, shop):
     assert back.location.endswith("/billing/portal/purchases/SUB-1/address")
 
 
+def test_a_form_posted_after_the_session_ended_comes_back_to_my_orders(client, shop):
+    answer = client.post(PORTAL + "/purchases/SUB-1/cards/1/default")
+    assert answer.status_code == 302 and "next=" not in answer.location
+    assert answer.location.endswith("/billing/portal/")
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
 def test_login_never_sends_to_another_site(client, shop, target):
     answer = login(client, next=target)

@@ -86,6 +86,8 @@ def _login_redirect_target() -> str:
         name = next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))
     if name is None:
         return "/"
+    if request.method not in ("GET", "HEAD"):  # a form posted after the session ended: back to My Orders
+        return url_for(f"{name}.index")
     return url_for(f"{name}.index", next=request.full_path.rstrip("?"))
 
 
