@@ -18,9 +18,10 @@ moves once. A processor failure moves the request to a ticket with the error.
 from __future__ import annotations
 
 import secrets
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +38,17 @@ from .context import CUSTOMER, SYSTEM, RequestContext
 from .engine import agent_events_accepted, fire, refusal
 from .machines import AGENT_EVENTS, PROCESSOR_EVENTS
 from .models import BillingRequest, RequestEvent
+
+
+@contextmanager
+def _step() -> Iterator[None]:
+    """One transaction of a step: committed when the block ends, rolled back on any error."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def _slot(request_type: str, purchase_id: int, payment_id: int | None) -> str:
@@ -176,34 +188,42 @@ def run_pending(request_id: int) -> BillingRequest:
     return _finish_pending(request_id, event, outcome)
 
 
+def _lock_pending(request_id: int, event: str) -> tuple[BillingRequest, Purchase] | None:
+    """Lock the request's purchase; None when its pending ``event`` was finished meanwhile."""
+    request = _reload(BillingRequest, request_id)
+    purchase = lock_purchase(request.purchase_id)
+    request = _reload(BillingRequest, request_id)
+    return None if request.pending_event != event else (request, purchase)
+
+
+def _take_pending(request: BillingRequest) -> tuple[str, str | None]:
+    """Clear the request's pending step; returns who asked for it and their message."""
+    actor, message = request.pending_actor or SYSTEM, request.pending_message
+    request.pending_event = request.pending_amount_cents = None
+    request.pending_actor = request.pending_message = request.pending_since = None
+    return actor, message
+
+
 def _finish_pending(request_id: int, event: str, outcome: dict[str, Any]) -> BillingRequest:
-    try:
-        request = _reload(BillingRequest, request_id)
-        purchase = lock_purchase(request.purchase_id)
-        request = _reload(BillingRequest, request_id)
-        if request.pending_event != event:  # finished by someone else meanwhile
-            db.session.commit()
-            return request
-        actor = request.pending_actor or SYSTEM
-        message = request.pending_message
+    with _step():
+        locked = _lock_pending(request_id, event)
+        if locked is None:  # finished by someone else meanwhile
+            return _reload(BillingRequest, request_id)
+        request, purchase = locked
+        actor, message = _take_pending(request)
         ctx = _context(request, purchase)
-        request.pending_event = request.pending_amount_cents = None
-        request.pending_actor = request.pending_message = request.pending_since = None
         request.error = None
         error = refusal(ctx, event, actor=actor, **outcome)
-        if error is not None:
+        if error is None:
+            fire(ctx, event, actor=actor, message=message, note=message or "", **outcome)
+        else:
             # The processor did it but the request moved on (or the rules it was decided by changed,
-            # e.g. the price point's cancellation timing); keep the fact and hand it to an agent, so
+            # e.g. the price point's cancellation timing): keep the fact and hand it to an agent, so
             # the request does not wait for a step that will never come.
             request.error = f"The processor confirmed '{event}' but the request no longer accepts it: {error.message}"
             _hand_to_agent(ctx, actor)
-            db.session.commit()
-            raise error
-        fire(ctx, event, actor=actor, message=message, note=message or "", **outcome)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    if error is not None:
+        raise error
     return request
 
 
@@ -223,22 +243,14 @@ def _hand_to_agent(ctx: RequestContext, actor: str) -> None:
 
 
 def _record_processor_failure(request_id: int, event: str, err: GatewayError) -> BillingRequest:
-    try:
-        request = _reload(BillingRequest, request_id)
-        purchase = lock_purchase(request.purchase_id)
-        request = _reload(BillingRequest, request_id)
-        if request.pending_event != event:
-            db.session.commit()
-            return request
-        actor = request.pending_actor or SYSTEM
-        request.pending_event = request.pending_amount_cents = None
-        request.pending_actor = request.pending_message = request.pending_since = None
+    with _step():
+        locked = _lock_pending(request_id, event)
+        if locked is None:
+            return _reload(BillingRequest, request_id)
+        request, purchase = locked
+        actor, _message = _take_pending(request)
         request.error = f"{err.code}: {err.message}"
         _hand_to_agent(_context(request, purchase), actor)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     if _is_agent(actor):
         if isinstance(err, ProcessorOutage):
             raise Unavailable(
@@ -284,14 +296,10 @@ def apply_agent_event(
     if event == "refund_partial" and amount_cents is None:
         raise InvalidInput("A partial refund needs an amount.", code="invalid_amount",
                            fields={"amount": "required for refund_partial"})
-    try:
+    with _step():
         purchase = lock_purchase(request.purchase_id)
         request = _reload(BillingRequest, request.id)
         _agent_event_locked(request, purchase, event, agent, amount_cents, message)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return run_pending(request.id) if request.pending_event else request
 
 
@@ -330,7 +338,7 @@ def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, a
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
     _check_text(message, "message")
-    try:
+    with _step():
         purchase = lock_purchase(purchase_id)
         slot = _slot(request_type, purchase_id, payment_id)
         request = _open_request(slot)
@@ -340,10 +348,6 @@ def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, a
             fire(RequestContext(request, purchase, payment, get_settings(), utcnow()),
                  "open_by_agent", actor=agent, note=message or "")
         _agent_event_locked(request, purchase, event, agent, amount_cents, message)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return run_pending(request.id) if request.pending_event else request
 
 
