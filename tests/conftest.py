@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -86,17 +87,22 @@ def _sqlite_template(tmp_path_factory) -> str | None:
     return str(path)
 
 
-@pytest.fixture
-def database_url(tmp_path, _pg_schema, _sqlite_template) -> str:
-    if _pg_schema:
-        engine = create_engine(_pg_schema)
+def empty_database(pg_url: str | None, sqlite_template: str | None, sqlite_path: Path) -> str:
+    """A database with the schema and no rows: PostgreSQL's tables emptied, or a copy of the SQLite template."""
+    if pg_url:
+        engine = create_engine(pg_url)
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
-        return _pg_schema
-    shutil.copyfile(_sqlite_template, tmp_path / "billing.db")
-    return f"sqlite:///{tmp_path / 'billing.db'}"
+        return pg_url
+    shutil.copyfile(sqlite_template, sqlite_path)
+    return f"sqlite:///{sqlite_path}"
+
+
+@pytest.fixture
+def database_url(tmp_path, _pg_schema, _sqlite_template) -> str:
+    return empty_database(_pg_schema, _sqlite_template, tmp_path / "billing.db")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import shutil
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
@@ -29,7 +28,7 @@ from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from plugin import SelfBilling
 from plugin.db import Base, db
@@ -41,7 +40,7 @@ from plugin.tickets.models import Ticket
 from plugin.workflows import service
 from plugin.workflows.machines import AGENT_EVENTS, OPEN_STATES
 from plugin.workflows.models import BillingRequest, RequestEvent
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, empty_database
 
 AGENT = "agent@helpdesk.test"
 START = datetime(2026, 1, 10, 9, 0, tzinfo=timezone.utc)
@@ -123,16 +122,7 @@ def fresh_database(_pg_schema, _sqlite_template, tmp_path) -> Callable[[], str]:
     counter = itertools.count()
 
     def make() -> str:
-        if _pg_schema:
-            engine = create_engine(_pg_schema)
-            tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            with engine.begin() as conn:
-                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            engine.dispose()
-            return _pg_schema
-        path = tmp_path / f"machine-{next(counter)}.db"
-        shutil.copyfile(_sqlite_template, path)
-        return f"sqlite:///{path}"
+        return empty_database(_pg_schema, _sqlite_template, tmp_path / f"machine-{next(counter)}.db")
 
     return make
 
