@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -32,6 +33,19 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 CARD_NUMBER = "5555555555554444"
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served on a free loopback port in a thread, for the browser; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def _need(reason: str) -> None:
@@ -66,14 +80,8 @@ def live_portal(make_app) -> Iterator[str]:
                  payment_method={"type": "paypal", "payer_email": "ann@paypal.example"})
     ledger.payment("PP-1", "PAY-PP1", days_ago(60))
     ledger.payment("PP-1", "PAY-PP2", days_ago(30))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 def screenshot_dir() -> Path:
@@ -239,14 +247,10 @@ def live_demo(database_url, tmp_path) -> Iterator[str]:
 
         init_db()
         seed_demo()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serving(app) as url:
+            yield url
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
         with app.app_context():
             app.extensions["sqlalchemy"].session.remove()
             app.extensions["sqlalchemy"].engine.dispose()
