@@ -22,8 +22,18 @@ can_be_root() {
 }
 
 _APT_UPDATED=""
+# apt_has PACKAGE: true when apt can install PACKAGE here (it has a candidate version).
+# apt-cache's answer is read into a variable first: a pipeline into `grep -q` would count as failed
+# under pipefail whenever grep stops reading early and apt-cache dies of SIGPIPE.
+apt_has() {
+    local policy
+    policy="$(apt-cache policy "$1" 2>/dev/null)" || return 1
+    [[ "$policy" =~ Candidate:\ [0-9] ]]
+}
+
 # apt_install PACKAGE...: install the Debian/Ubuntu packages that apt knows, when we may.
-# Prints how to do it by hand otherwise. Never fails the script by itself.
+# Prints how to do it by hand otherwise. Never fails the script by itself: callers check the
+# commands they need afterwards (ensure_tools).
 apt_install() {
     local wanted=() package
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -40,7 +50,7 @@ apt_install() {
         _APT_UPDATED=1
     fi
     for package in "$@"; do
-        if apt-cache policy "$package" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        if apt_has "$package"; then
             wanted+=("$package")
         else
             warn "apt has no package '$package' on this system (on Ubuntu, chromium comes as a snap: sudo snap install chromium)."
@@ -51,6 +61,39 @@ apt_install() {
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" \
             || warn "apt-get install ${wanted[*]} failed; install them by hand: sudo apt-get install -y ${wanted[*]}"
     fi
+}
+
+# have_tool NAME: true when the tool is here. Names are commands on PATH, except `chromium` (also
+# `chromium-browser`) and `postgresql` (the server's initdb, which Debian keeps off PATH).
+have_tool() {
+    case "$1" in
+        chromium) command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ;;
+        postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ;;
+        *) command -v "$1" >/dev/null 2>&1 ;;
+    esac
+}
+
+# ensure_tools TOOL=PACKAGE...: install the packages of the tools that are missing, then check each
+# tool again and name every one still missing with the command that gets it. Returns 1 when one is.
+MISSING_TOOLS=()
+ensure_tools() {
+    local pair tool packages=()
+    for pair in "$@"; do
+        have_tool "${pair%%=*}" || packages+=("${pair#*=}")
+    done
+    if [[ ${#packages[@]} -gt 0 ]]; then
+        say "System packages needed here: ${packages[*]}"
+        apt_install "${packages[@]}"
+    fi
+    MISSING_TOOLS=()
+    for pair in "$@"; do
+        tool="${pair%%=*}"
+        if ! have_tool "$tool"; then
+            MISSING_TOOLS+=("$tool")
+            warn "$tool is still missing: install it with: sudo apt-get install -y ${pair#*=}"
+        fi
+    done
+    [[ ${#MISSING_TOOLS[@]} -eq 0 ]]
 }
 
 # The Python to build the virtual environment with: $PYTHON, else python3; 3.11 or newer.
