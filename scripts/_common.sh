@@ -64,10 +64,12 @@ apt_install() {
 }
 
 # have_tool NAME: true when the tool is here. Names are commands on PATH, except `chromium` (also
-# `chromium-browser`) and `postgresql` (the server's initdb, which Debian keeps off PATH).
+# `chromium-browser`), `postgresql` (the server's initdb, which Debian keeps off PATH) and
+# `playwright-driver` (Playwright's Node.js driver in .venv, which needs libatomic.so.1).
 have_tool() {
     case "$1" in
         chromium) command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ;;
+        playwright-driver) .venv/bin/python -m playwright --version >/dev/null 2>&1 ;;
         postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac

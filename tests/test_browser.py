@@ -24,6 +24,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import Ledger
+from tests.parts import missing_part
 from tests.test_portal_api import days_ago, stock
 
 CHROMIUM = os.environ.get("SELF_BILLING_CHROMIUM", "/usr/bin/chromium")
@@ -48,20 +49,14 @@ def serving(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _need(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests must run)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _need("Playwright is not installed: pip install playwright (no 'playwright install' needed)")
+        missing_part("Playwright is not installed: pip install playwright (no 'playwright install' needed)")
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _need(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
+        missing_part(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium

@@ -1,13 +1,12 @@
 """The agent desk pages: the queue, a ticket's page and its forms, the lead lookup, manual actions."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from html import unescape
 
 import pytest
 
+from tests.parts import WKHTMLTOPDF, in_ci
 from tests.agent_support import ALICE, agent_app, agent_client, bearer_agent, shop  # noqa: F401  (fixtures)
 
 DESK = "/billing/desk"
@@ -253,7 +252,7 @@ def test_demo_host_desk_end_to_end(database_url, tmp_path):
         page = client.get(f"/desk/tickets/{ticket_id}").get_data(as_text=True)
         assert sorted(_buttons(page)) == ["decline", "refund_full", "refund_partial"]
         invoice = client.get("/billing/api/agent/payments/PAY-1/invoice.pdf")  # the "Download invoice" link
-        if shutil.which("wkhtmltopdf") or os.environ.get("CI") == "true":
+        if WKHTMLTOPDF or in_ci():
             assert (invoice.status_code, invoice.mimetype) == (200, "application/pdf")
         else:  # no renderer here: the link still reaches the route, which says so
             assert invoice.status_code == 503

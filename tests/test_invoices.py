@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import socket
 import stat
 import struct
@@ -28,17 +27,14 @@ from plugin.db import db
 from plugin.ledger.models import Lead, Payment, Refund
 from plugin.ledger.schemas import OrderIn
 from tests.conftest import Ledger
+from tests.parts import WKHTMLTOPDF, need_wkhtmltopdf
 
 PREFIX = "/billing"
-WKHTMLTOPDF = shutil.which("wkhtmltopdf")
 
 
 @pytest.fixture(autouse=True)
 def _needs_wkhtmltopdf():
-    if WKHTMLTOPDF is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wkhtmltopdf is not installed (apt-get install wkhtmltopdf); CI needs it.")
-        pytest.skip("wkhtmltopdf is not installed (apt-get install wkhtmltopdf)")
+    need_wkhtmltopdf()
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ from plugin.db import Base, db
 from plugin.demo import create_app
 from plugin.demo.settings import DEMO_AGENT_EMAIL, DEMO_AGENT_PASSWORD
 from tests.conftest import Ledger
-from tests.test_invoices import WKHTMLTOPDF, ListeningSocket, address, pdf_text
+from tests.parts import need_wkhtmltopdf
+from tests.test_invoices import ListeningSocket, address, pdf_text
 
 PREFIX = "/billing"
 ADMIN_TOKEN = "matrix-admin-token"
@@ -757,12 +758,7 @@ def test_no_full_card_number_is_kept_logged_or_answered(world, caplog):
 
 
 def test_customer_markup_in_the_invoice_is_inert(world):
-    import os
-
-    if WKHTMLTOPDF is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wkhtmltopdf is not installed (apt-get install wkhtmltopdf); CI needs it.")
-        pytest.skip("wkhtmltopdf is not installed (apt-get install wkhtmltopdf)")
+    need_wkhtmltopdf()
     app = world.app
     listener = ListeningSocket()
     try:

@@ -5,19 +5,24 @@ with :meth:`plugin.SelfBilling.register_agent_desk` and sent to this login when
 no agent is signed in. Failed sign-ins are rate limited per client address
 (``HELPDESK_LOGIN_LIMIT``) and per agent email (``HELPDESK_LOGIN_LIMIT_PER_EMAIL``, so guesses
 spread over many addresses still stop); past a limit the page answers 429 with ``Retry-After``.
+
+``/desk/mail`` lists the email the demo's mail catcher received (``HELPDESK_MAILBOX``, set by
+``flask --app plugin.demo helpdesk serve``), for signed-in agents: every message the customers
+would have received, with its subject, recipient, text and HTML.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
-from . import agents
+from . import agents, mailbox
 from .forms import LoginForm, LogoutForm
 
 bp = Blueprint("helpdesk_desk", __name__)
@@ -74,9 +79,44 @@ def logout() -> Response:
     return redirect(desk_home_url())
 
 
+def _mailbox_folder() -> Path | None:
+    folder = current_app.config.get("HELPDESK_MAILBOX")
+    return Path(folder) if folder else None
+
+
+def _agent_or_login() -> Response | None:
+    if agents.session_agent():
+        return None
+    return redirect(url_for("helpdesk_desk.login", next=request.full_path.rstrip("?")))
+
+
+@bp.get("/mail")
+def mail() -> Any:
+    """Every email the demo's catcher received, newest first."""
+    if (to_login := _agent_or_login()) is not None:
+        return to_login
+    folder = _mailbox_folder()
+    messages = mailbox.caught_messages(folder) if folder else []
+    return render_template("helpdesk/mailbox.html", messages=messages, folder=folder,
+                           mail_server=f"{current_app.config.get('MAIL_SERVER')}:{current_app.config.get('MAIL_PORT')}")
+
+
+@bp.get("/mail/<key>")
+def mail_message(key: str) -> Any:
+    """One caught email: its headers, its text part and its HTML part."""
+    if (to_login := _agent_or_login()) is not None:
+        return to_login
+    folder = _mailbox_folder()
+    message = mailbox.caught_message(folder, key) if folder else None
+    if message is None:
+        abort(404)
+    return render_template("helpdesk/mail_message.html", message=message)
+
+
 @bp.app_context_processor
 def _desk_forms() -> dict[str, Any]:
-    return {"logout_form": LogoutForm, "desk_home_url": desk_home_url}
+    return {"logout_form": LogoutForm, "desk_home_url": desk_home_url,
+            "demo_mailbox": bool(current_app.config.get("HELPDESK_MAILBOX"))}
 
 
 def _retry_after_seconds() -> int:

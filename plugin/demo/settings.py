@@ -35,6 +35,12 @@ def defaults(app: Flask) -> dict[str, Any]:
         # Session cookie: not readable by scripts, not sent on cross-site POSTs.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # The merchant on invoices: the demo's is a made-up but complete one.
+        "SELF_BILLING_MERCHANT_NAME": "Acme Software Inc.",
+        "SELF_BILLING_MERCHANT_ADDRESS": ["500 Market Street, Suite 400", "San Francisco, CA 94105",
+                                          "United States"],
+        "SELF_BILLING_MERCHANT_EMAIL": "billing@example.com",
+        "SELF_BILLING_MERCHANT_TAX_ID": "EIN 12-3456789",
         # Shown in the header and page titles.
         "HELPDESK_NAME": "Acme Helpdesk",
         # Desk agents: {"email": "werkzeug password hash"}; `flask --app plugin.demo helpdesk hash-password`.
@@ -43,6 +49,8 @@ def defaults(app: Flask) -> dict[str, Any]:
         "HELPDESK_AGENT_TOKENS": {},
         # Failed desk logins allowed per client address (Flask-Limiter string).
         "HELPDESK_LOGIN_LIMIT": "10 per 15 minutes",
+        # A Maildir folder the desk's "Sent email" page lists (`helpdesk serve` sets it to its catcher's).
+        "HELPDESK_MAILBOX": None,
         # Failed desk logins allowed per agent email, from any address (Flask-Limiter string).
         "HELPDESK_LOGIN_LIMIT_PER_EMAIL": "5 per 15 minutes",
     }
