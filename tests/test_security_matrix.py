@@ -549,6 +549,40 @@ def test_the_json_login_refuses_a_cross_site_form(world):
     assert client.get(f"{PREFIX}/api/portal/session").status_code == 401
 
 
+# -- bodies that are no acceptable JSON -------------------------------------------------------------------
+
+#: A 2 KB body of a thousand nested brackets: Python's parser recurses once per bracket.
+NESTED = b"[" * 1000 + b"]" * 1000
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_route_and_writes_nothing(world):
+    app = world.app
+    customer = app.test_client()
+    csrf = portal_login(customer, world.a_order, "ann@example.com")
+    credentials = {"portal_api": {"X-CSRFToken": csrf}, "agent_api": AGENT_BEARER,
+                   "merchant": {"Authorization": f"Bearer {ADMIN_TOKEN}"}, "processor": {}}
+    tried = set()
+    for rule, method in routes(app, *credentials):
+        view = view_of(rule.endpoint)
+        if method not in UNSAFE or (view not in JSON_BODIES and rule.endpoint != "self_billing_sandbox.tokens"):
+            continue  # routes that read no body
+        path = fill(rule, world.values())
+        for body in (NESTED, b'{"email": ' + b"[" * 40 + b"]" * 40 + b"}"):
+            before = snapshot(app)
+            answer = customer.open(path, method=method, data=body, content_type="application/json",
+                                   headers=credentials[category(app, rule)])
+            label = f"{method} {path} ({len(body)} bytes)"
+            assert answer.status_code == 400 and is_error_form(answer), (label, answer.status_code)
+            assert answer.get_json()["error"]["code"] == "malformed_json", label
+            assert changed_tables(before, snapshot(app)) == [], label
+        tried.add(view)
+    assert {"login", "refund", "post_event", "put_settings"} <= tried
+    # Brackets inside a string are text, not nesting: the login goes through.
+    answer = app.test_client().post(f"{PREFIX}/api/portal/login", json={
+        "order_id": world.a_order, "email": "ann@example.com", "note": "[" * 1000})
+    assert answer.status_code in (200, 400) and answer.get_json().get("error", {}).get("code") != "malformed_json"
+
+
 # -- login brute force ------------------------------------------------------------------------------------
 
 

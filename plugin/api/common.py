@@ -49,6 +49,46 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
+#: How deeply a JSON body may nest arrays and objects. No body of the API nests more than a few
+#: levels; a limit keeps a small body of a thousand brackets from exhausting the parser's recursion.
+MAX_JSON_DEPTH = 32
+
+
+def _depth_exceeds(raw: bytes, limit: int) -> bool:
+    """True when ``raw`` opens more than ``limit`` arrays or objects at once (brackets in strings skipped)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the common case, counted in C
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def decode_json(raw: bytes) -> Any:
+    """``raw`` decoded as JSON, or a 400 BillingError: malformed, or nested deeper than MAX_JSON_DEPTH."""
+    if _depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise BillingError(f"The JSON body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep.",
+                           code="malformed_json", status=400)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BillingError("The body is not valid JSON.", code="malformed_json", status=400) from None
+
+
 def read_json(max_bytes: int | None = None) -> Any:
     """The request's JSON body, or a BillingError (413, 415, 400) saying what is wrong."""
     limit = max_bytes or current_app.config["SELF_BILLING_MAX_BODY_BYTES"]
@@ -65,10 +105,7 @@ def read_json(max_bytes: int | None = None) -> Any:
         raise BillingError(f"The body is larger than {limit} bytes.", code="body_too_large", status=413)
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BillingError("The body is not valid JSON.", code="malformed_json", status=400) from None
+    data = decode_json(raw)
     where = _nul_at(data, "body")
     if where is not None:
         raise InvalidInput(NUL_MESSAGE, fields={where: "contains a NUL character"})

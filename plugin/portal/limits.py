@@ -25,7 +25,6 @@ werkzeug's ``ProxyFix`` so that it is the customer's, not the proxy's.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any, Callable
@@ -34,6 +33,8 @@ from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from ..api.common import decode_json
+from ..errors import BillingError
 from ..ledger.models import Lead
 
 EXTRAS_KEY = "limiter"
@@ -58,8 +59,8 @@ def _email_key() -> str:
             raw = request.get_data(cache=True)
             if len(raw) <= _MAX_KEY_BODY:
                 try:
-                    body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                    body = decode_json(raw)
+                except BillingError:  # the view answers it (400)
                     body = None
                 if isinstance(body, dict):
                     email = body.get("email")
