@@ -564,3 +564,19 @@ def test_worker_on_a_database_without_the_schema_says_so(tmp_path):
     assert "nothing was sent" in result.output and "init-db" in result.output
     with app.app_context():
         app.extensions["sqlalchemy"].engine.dispose()
+
+
+def test_a_paragraph_longer_than_an_smtp_line_arrives_whole(mail_app, shop, smtp, client, admin_headers):
+    # SMTP servers refuse lines over 998 octets (aiosmtpd too: "500 Line too long"); an agent's reply
+    # written as one paragraph is longer than that.
+    shop.order("ORD-1001", email="ann@example.com")
+    paragraph = " ".join(f"word{i}" for i in range(200)) + " €uro " + "x" * 1200
+    queue(mail_app, "agent_reply", "ORD-1001", message=paragraph)
+
+    report = worker_once(mail_app)
+
+    assert report.sent == 1 and report.failed == 0, report.errors
+    body = parts(smtp.messages[-1])
+    assert paragraph in body["text/plain"]
+    assert paragraph in " ".join(body["text/html"].split())
+    assert outbox(client, admin_headers, status="failed")["emails"] == []

@@ -48,6 +48,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
 from email.utils import make_msgid
 from typing import Any, Iterable
 
@@ -210,8 +212,23 @@ def _classify(exc: BaseException) -> tuple[bool, bool, str]:
     return False, True, f"{exc.__class__.__name__}: {exc}"
 
 
+class _OutboxMessage(Message):
+    """Flask-Mail's message with its text parts quoted-printable.
+
+    Flask-Mail registers UTF-8 without a body encoding (8bit), so a paragraph of 1,200 characters
+    went out as one line, and SMTP servers refuse lines over 998 octets (RFC 5321 4.5.3.1.6):
+    the email then failed on every retry. Quoted-printable wraps every line at 76 characters and
+    decodes to exactly the same text.
+    """
+
+    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
+        encoding = Charset("utf-8")
+        encoding.body_encoding = QP
+        return MIMEText(text or "", _subtype=subtype, _charset=encoding)
+
+
 def _message(row: OutboxEmail, sender: Any) -> Message:
-    msg = Message(
+    msg = _OutboxMessage(
         subject=row.subject or "",
         recipients=[row.to_address],
         body=row.text_body,
