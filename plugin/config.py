@@ -53,10 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_HELPDESK_ADAPTER": "builtin",
     # Customer email (plugin/notifications). Sender address; None uses Flask-Mail's MAIL_DEFAULT_SENDER.
     "SELF_BILLING_MAIL_SENDER": None,
-    # A failed send is retried after BASE seconds, then twice as long each time; after MAX_ATTEMPTS
-    # attempts the email is marked failed (agents see it: GET /api/admin/email-outbox?status=failed).
+    # A send that failed for a passing reason (server down, timeout, 4xx) is retried after BASE
+    # seconds, then twice as long each time, at most MAX seconds apart, until it is delivered. Only
+    # a permanent refusal (5xx, recipient refused) marks it failed: GET /api/admin/email-outbox?status=failed.
     "SELF_BILLING_MAIL_RETRY_BASE_SECONDS": 30,
-    "SELF_BILLING_MAIL_MAX_ATTEMPTS": 8,
+    "SELF_BILLING_MAIL_RETRY_MAX_SECONDS": 1800,
     # Emails claimed and sent over one SMTP connection per round.
     "SELF_BILLING_MAIL_BATCH_SIZE": 50,
     # Seconds after which an email left "sending" by a worker that died is claimed again.

@@ -30,8 +30,9 @@ outcome is committed as soon as it is known:
 * the server refuses the recipient, or answers 5xx to the message -> ``failed``
   at once with the server's words (retrying would not change its mind);
 * server down, connection dropped mid-message, timeout, 4xx -> ``queued`` again
-  after ``SELF_BILLING_MAIL_RETRY_BASE_SECONDS * 2 ** (attempts - 1)``; after
-  ``SELF_BILLING_MAIL_MAX_ATTEMPTS`` attempts -> ``failed``.
+  after ``SELF_BILLING_MAIL_RETRY_BASE_SECONDS * 2 ** (attempts - 1)``, capped at
+  ``SELF_BILLING_MAIL_RETRY_MAX_SECONDS``, for as long as it takes: a mail server
+  down for a day loses nothing, and every email goes out once it is back.
 
 Rows are rendered (subject, text, HTML, Message-ID) the first time they are
 claimed and the result is kept, so every retry sends the same message.
@@ -104,8 +105,8 @@ class WorkerReport:
 @dataclass
 class _Settings:
     batch_size: int
-    max_attempts: int
     retry_base: float
+    retry_max: float
     lease: timedelta
     timeout: float
     sender: Any
@@ -114,8 +115,8 @@ class _Settings:
     def from_config(cls, config: Any) -> _Settings:
         return cls(
             batch_size=max(1, int(config.get("SELF_BILLING_MAIL_BATCH_SIZE", 50))),
-            max_attempts=max(1, int(config.get("SELF_BILLING_MAIL_MAX_ATTEMPTS", 8))),
             retry_base=max(0.0, float(config.get("SELF_BILLING_MAIL_RETRY_BASE_SECONDS", 30))),
+            retry_max=max(0.0, float(config.get("SELF_BILLING_MAIL_RETRY_MAX_SECONDS", 1800))),
             lease=timedelta(seconds=max(1.0, float(config.get("SELF_BILLING_MAIL_LEASE_SECONDS", 600)))),
             timeout=float(config.get("SELF_BILLING_MAIL_TIMEOUT_SECONDS", 30)),
             sender=config.get("SELF_BILLING_MAIL_SENDER") or config.get("MAIL_DEFAULT_SENDER"),
@@ -314,21 +315,19 @@ def _finish(session: Session, row: OutboxEmail, token: str, **values: Any) -> bo
     return True
 
 
-def _retry_or_fail(session: Session, row: OutboxEmail, token: str, error: str, settings: _Settings,
-                   now: datetime, report: WorkerReport) -> None:
-    if row.attempts >= settings.max_attempts:
-        reason = f"Gave up after {row.attempts} attempts. Last error: {error}"
-        if _finish(session, row, token, status="failed", last_error=reason):
-            report.failed += 1
-            log.error("Email #%s (%s, order %s) failed: %s", row.id, row.kind, row.order_id, reason)
-        return
-    delay = settings.retry_base * (2 ** (row.attempts - 1))
-    when = now + timedelta(seconds=delay)
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: doubling from ``base``, at most ``cap``."""
+    return min(cap, base * 2.0 ** min(max(attempts - 1, 0), 40))
+
+
+def _retry(session: Session, row: OutboxEmail, token: str, error: str, settings: _Settings,
+           now: datetime, report: WorkerReport) -> None:
+    """Queue a transient failure again (never given up: only the server's permanent refusals fail)."""
+    when = now + timedelta(seconds=retry_delay(row.attempts, settings.retry_base, settings.retry_max))
     if _finish(session, row, token, status="queued", next_attempt_at=when, last_error=error):
         report.retried += 1
-        log.warning("Email #%s (%s, order %s) not sent, attempt %s of %s; next try at %s. %s",
-                    row.id, row.kind, row.order_id, row.attempts, settings.max_attempts,
-                    when.isoformat(), error)
+        log.warning("Email #%s (%s, order %s) not sent, attempt %s; next try at %s. %s",
+                    row.id, row.kind, row.order_id, row.attempts, when.isoformat(), error)
 
 
 def _release(session: Session, rows: list[OutboxEmail], token: str, report: WorkerReport) -> None:
@@ -430,7 +429,7 @@ def send_batch(session: Session, token: str, rows: list[OutboxEmail], settings: 
                 log.warning("%s %d email(s) will be retried.", error, len(rows) - index)
                 report.errors.append(error)
                 for pending in rows[index:]:
-                    _retry_or_fail(session, pending, token, error, settings, clock(), report)
+                    _retry(session, pending, token, error, settings, clock(), report)
                 break
         try:
             connection.send(_message(row, settings.sender))
@@ -443,7 +442,7 @@ def send_batch(session: Session, token: str, rows: list[OutboxEmail], settings: 
                               row.id, row.kind, row.order_id, row.to_address, error)
             else:
                 report.errors.append(error)
-                _retry_or_fail(session, row, token, error, settings, clock(), report)
+                _retry(session, row, token, error, settings, clock(), report)
             if broken:
                 connection.close()
                 connection = None
