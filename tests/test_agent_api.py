@@ -547,3 +547,47 @@ def test_processor_outage_on_an_agent_refund_is_503_and_a_retry_refunds_once(age
     assert again.status_code == 200, again.get_json()
     assert again.get_json()["purchase"]["payments"][0]["refunded_amount"] == "49.00"
     assert len(shop.emails("ORD-1001", "refund_done")) == 1
+
+
+def test_a_refund_that_no_longer_fits_after_another_finished_is_409_never_another_amount(
+        agent_app, agent_client, shop, monkeypatch):
+    """The asked amount is checked under the purchase lock: a partial refund that completes between the
+    agent's request and the lock leaves less than asked, and the answer says so instead of refunding
+    what remains (199.00 asked, 149.00 refunded, before)."""
+    from plugin.workflows import service
+
+    shop.one_time()
+    shop.ledger.price("ebook", product="Cookbook", amount="199.00", interval=None)
+    shop.ledger.order("ORD-7001", price_point="ebook", email="cy@example.com", purchased_at="2026-11-20T10:00:00Z")
+    shop.ledger.payment("ORD-7001", "PAY-7001", "2026-11-20T10:00:00Z")
+    real_lock = service.lock_purchase
+    raced = []
+
+    def lock_after_another_refund(purchase_id):
+        if not raced:  # once: another agent's 50.00 completes just before this request takes the lock
+            raced.append(None)
+            raced[0] = agent_app.test_client().post(API + "/payments/PAY-7001/refunds", headers=BOB,
+                                                     json={"amount": "50.00"})
+        return real_lock(purchase_id)
+
+    monkeypatch.setattr(service, "lock_purchase", lock_after_another_refund)
+    answer = agent_client.post(API + "/payments/PAY-7001/refunds", headers=ALICE, json={"amount": "199.00"})
+    monkeypatch.setattr(service, "lock_purchase", real_lock)
+
+    assert raced and raced[0].status_code == 200, raced[0].get_json()
+    assert answer.status_code == 409, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["code"] == "amount_exceeds_remaining" and error["remaining"] == "149.00"
+    assert "$149.00 remains" in error["message"] and "Nothing was refunded" in error["message"]
+    with agent_app.app_context():
+        from sqlalchemy import select
+
+        from plugin.db import db
+        from plugin.ledger.models import Payment, Refund
+
+        paid = db.session.execute(select(Payment).where(Payment.payment_id == "PAY-7001")).scalar_one()
+        refunds = db.session.execute(select(Refund.amount_cents).where(Refund.payment_id == paid.id)).scalars().all()
+    assert refunds == [5000], f"only the 50.00 moved, got {refunds}"
+    # What remains can still be refunded, exactly.
+    rest = agent_client.post(API + "/payments/PAY-7001/refunds", headers=ALICE, json={"amount": "149.00"})
+    assert rest.status_code == 200 and rest.get_json()["request"]["outcome"] == "refunded"

@@ -31,7 +31,7 @@ from ..errors import BillingError, Conflict, InvalidInput, NotLoggedIn, Unavaila
 from ..ledger.models import Payment, Purchase
 from ..ledger.service import get_settings
 from ..locking import lock_purchase
-from ..money import to_cents
+from ..money import format_amount, format_money, to_cents
 from ..payments import get_gateway
 from ..payments.interface import GatewayError, ProcessorOutage
 from .context import CUSTOMER, SYSTEM, RequestContext
@@ -332,14 +332,36 @@ def _agent_event_locked(request: BillingRequest, purchase: Purchase, event: str,
         fire(ctx, event, actor=agent, message=message, note=message or "")
 
 
-def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, agent: str, event: str,
+def _refund_event_for(payment: Payment, amount_cents: int) -> str:
+    """Under the purchase lock: the event that refunds exactly ``amount_cents``, or a 409.
+
+    Decided here, not before the lock: a refund that finished in between (another agent's, an
+    automatic one) has lowered what remains, and the amount the agent asked for is the amount
+    refunded or nothing is.
+    """
+    remaining = payment.remaining_cents
+    if amount_cents > remaining:
+        raise Conflict(
+            f"{format_money(amount_cents, payment.currency)} no longer fits payment {payment.payment_id}: another "
+            f"refund finished first and {format_money(remaining, payment.currency)} remains. Nothing was refunded; "
+            "check the payment and send the amount again.",
+            code="amount_exceeds_remaining", remaining=format_amount(remaining), currency=payment.currency)
+    return "refund_full" if amount_cents == remaining else "refund_partial"
+
+
+def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, agent: str, event: str | None,
                   amount_cents: int | None, message: str | None) -> BillingRequest:
-    """An agent's manual action outside any customer request, through the same machine."""
+    """An agent's manual action outside any customer request, through the same machine.
+
+    ``event`` None: a refund of exactly ``amount_cents``, full or partial as it turns out under the lock.
+    """
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
     _check_text(message, "message")
     with _step():
         purchase = lock_purchase(purchase_id)
+        if event is None:
+            event = _refund_event_for(_reload(Payment, payment_id), amount_cents)
         slot = _slot(request_type, purchase_id, payment_id)
         request = _open_request(slot)
         if request is None:
@@ -366,8 +388,7 @@ def agent_refund(payment: Payment, agent: str, amount: Any, message: str | None 
     if amount_cents > fresh.remaining_cents:
         raise InvalidInput("The amount is more than what remains of this payment.", code="invalid_amount",
                            fields={"amount": "more than what remains"})
-    event = "refund_full" if amount_cents == fresh.remaining_cents else "refund_partial"
-    return _agent_direct("refund", payment.purchase_id, payment.id, agent, event, amount_cents, message)
+    return _agent_direct("refund", payment.purchase_id, payment.id, agent, None, amount_cents, message)
 
 
 # -- lookups ----------------------------------------------------------------------------------
