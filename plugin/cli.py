@@ -80,8 +80,11 @@ def _parse_now(value: str | None) -> datetime:
 @cli_group.command("tick")
 @click.option("--now", "now_text", default=None, help="ISO 8601 time to act as if it were now.")
 def tick_command(now_text: str | None) -> None:
-    """Apply what is due at that time: delayed cancellations, sandbox renewals."""
+    """Apply what is due at that time: delayed cancellations, sandbox renewals, ended sessions."""
+    from .portal.auth import prune_sessions
     from .workflows.tick import run_tick
 
-    for line in run_tick(_parse_now(now_text)):
+    now = _parse_now(now_text)
+    for line in run_tick(now):
         click.echo(line)
+    click.echo(f"Deleted {prune_sessions(now)} ended or expired portal session(s).")

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_RATELIMIT_STORAGE_URI": "memory://",
     # Minutes of inactivity after which a portal session ends.
     "SELF_BILLING_SESSION_IDLE_MINUTES": 30,
+    # Hours after the login at which a portal session ends, however active it is.
+    "SELF_BILLING_SESSION_MAX_HOURS": 12,
     # Apply safe session-cookie defaults the host has not chosen: SameSite=Lax when unset, and the
     # cookie marked Secure on requests that came over https (docs/portal.md). False leaves them alone.
     "SELF_BILLING_SESSION_COOKIE_DEFAULTS": True,

@@ -6,6 +6,7 @@ from .db import Base
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
 from .notifications.models import EmailTemplate, OutboxEmail
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
+from .portal.models import PortalSession
 from .tickets.models import Department, Ticket, TicketMessage
 from .workflows.models import BillingRequest, RequestEvent
 
@@ -18,6 +19,7 @@ __all__ = [
     "OutboxEmail",
     "Payment",
     "PaymentMethod",
+    "PortalSession",
     "PricePoint",
     "Purchase",
     "Refund",

@@ -39,9 +39,8 @@ def test_host_without_agent_loader_answers_401(client, ledger):
 
 def test_customer_session_never_reaches_agent_routes(agent_app, agent_client, shop):
     shop.subscription()
-    with agent_client.session_transaction() as sess:  # what a portal login leaves in the session
-        sess["self_billing_lead_id"] = 1
-        sess["self_billing_seen"] = 2_000_000_000
+    login = agent_client.post("/billing/api/portal/login", json={"order_id": "ORD-1001", "email": "ann@example.com"})
+    assert login.status_code == 200, login.get_json()  # a live customer session in this cookie
     assert agent_client.get(API + "/tickets").status_code == 401
     assert agent_client.get(API + "/leads?q=ann").status_code == 401
 

@@ -89,15 +89,15 @@ def login(client, app, email: str = "ann@example.com", order_id: str = "ORD-1") 
         response = client.post(login_url, json={"order_id": order_id, "email": email})
         assert response.status_code == 200, response.get_json()
         return
-    from plugin.portal.auth import LEAD_KEY, SEEN_KEY
+    from flask import session
 
-    with app.app_context():
-        lead_id = db.session.execute(
-            select(Lead.id).where(Lead.email_normalized == email.lower())
-        ).scalar_one()
+    from plugin.portal.auth import SEEN_KEY, TOKEN_KEY, login_lead
+
+    with app.test_request_context():
+        login_lead(db.session.execute(select(Lead).where(Lead.email_normalized == email.lower())).scalar_one())
+        keys = {key: session[key] for key in (TOKEN_KEY, SEEN_KEY)}
     with client.session_transaction() as sess:
-        sess[LEAD_KEY] = lead_id
-        sess[SEEN_KEY] = int(time.time())
+        sess.update(keys)
 
 
 def cache_files(app) -> list[str]:

@@ -181,14 +181,64 @@ def test_an_idle_session_expires(make_app, client, shop):
     assert customer.get("/purchases").status_code == 401
 
 
+def test_a_cookie_copied_before_logout_opens_nothing_after_it(app, client, ann):
+    stolen = client.get_cookie("session").value  # what an attacker copied while Ann was logged in
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get(f"{API}/purchases").status_code == 200
+
+    assert ann.post("/logout").status_code == 200
+
+    for _ in range(3):  # replaying it renews nothing
+        answer = thief.get(f"{API}/purchases")
+        assert answer.status_code == 401 and error(answer)["code"] == "not_logged_in"
+    page = thief.get("/billing/portal/")
+    assert "Log in" in page.get_data(as_text=True) and "SUB-1" not in page.get_data(as_text=True)
+    assert ann.get("/purchases").status_code == 401
+
+
+def test_a_session_ends_after_its_lifetime_however_active(make_app, shop, monkeypatch):
+    import plugin.portal.auth as auth
+
+    app = make_app(SELF_BILLING_SESSION_MAX_HOURS=2)
+    customer = Customer(app.test_client())
+    assert customer.login("SUB-1").status_code == 200
+    start = auth.utcnow()
+    for minutes in (20, 40, 60, 80, 100, 119):  # used every 20 minutes: never idle
+        monkeypatch.setattr(auth, "utcnow", lambda m=minutes: start + timedelta(minutes=m))
+        monkeypatch.setattr(auth.time, "time", lambda m=minutes: start.timestamp() + m * 60)
+        assert customer.get("/purchases").status_code == 200, minutes
+    monkeypatch.setattr(auth, "utcnow", lambda: start + timedelta(minutes=121))
+    monkeypatch.setattr(auth.time, "time", lambda: start.timestamp() + 121 * 60)
+    answer = customer.get("/purchases")
+    assert answer.status_code == 401 and error(answer)["code"] == "not_logged_in"
+
+
+def test_tick_deletes_sessions_that_can_no_longer_be_live(app, client, ann, shop):
+    from plugin.db import db
+    from plugin.portal.models import PortalSession
+
+    bob = Customer(app.test_client())
+    assert bob.login("SUB-1").status_code == 200  # a second, live session
+    assert ann.post("/logout").status_code == 200
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["self-billing", "tick"])
+    assert "Deleted 1 ended or expired portal session(s)." in result.output, result.output
+    with app.app_context():
+        assert db.session.query(PortalSession).count() == 1
+    assert bob.get("/purchases").status_code == 200
+    later = (datetime.now(timezone.utc) + timedelta(hours=13)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "Deleted 1 " in runner.invoke(args=["self-billing", "tick", "--now", later]).output
+
+
 def test_login_rotates_the_session_and_its_csrf_token(client, shop):
     first, second = Customer(client), Customer(client)
     first.login("SUB-1")
     with client.session_transaction() as session:
-        nonce = session["self_billing_nonce"]
+        token = session["self_billing_session"]
     second.login("BOOK-1")
     with client.session_transaction() as session:
-        assert session["self_billing_nonce"] != nonce
+        assert session["self_billing_session"] != token
     assert first.csrf_token != second.csrf_token
     # the token from before the new login no longer works
     assert first.post("/purchases/SUB-1/cancel").status_code == 400

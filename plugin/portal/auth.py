@@ -1,19 +1,22 @@
 """Who the customer is: the portal's login session.
 
 A customer logs in with an Order ID and the email of the same lead
-(:mod:`plugin.portal.login`); from then on the session holds:
+(:mod:`plugin.portal.login`). The session is kept server-side too, in
+:class:`plugin.portal.models.PortalSession`; the host's Flask session holds
 
-``self_billing_lead_id``
-    the lead's id (int);
+``self_billing_session``
+    a random token drawn at each login; its SHA-256 names the session's row;
 ``self_billing_seen``
     when the session was last used (Unix seconds), for the idle expiry
-    ``SELF_BILLING_SESSION_IDLE_MINUTES``;
-``self_billing_nonce``
-    a random value drawn at each login, so every login yields a new cookie
-    even for the same lead.
+    ``SELF_BILLING_SESSION_IDLE_MINUTES``.
+
+A session is live while its row is not ended and began within
+``SELF_BILLING_SESSION_MAX_HOURS``, and the cookie was used within the idle
+time. Logging out ends the row, so a copy of the cookie taken before (a stolen
+one) opens nothing afterwards, however often it is replayed.
 
 The session is the host's own Flask session (one cookie for host and plugin):
-logging in or out touches only these keys and Flask-WTF's CSRF token, never the
+logging in or out touches only this key and Flask-WTF's CSRF token, never the
 host's keys. :func:`login_lead` rotates them (old values dropped, new ones
 drawn, and the host's session interface asked to ``regenerate`` when it has
 such a method, as Flask-Session's server-side interfaces do).
@@ -24,25 +27,40 @@ form) inside the JSON APIs, and redirects to the portal's login page elsewhere.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from datetime import datetime, timedelta
 
-from flask import abort, current_app, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import delete, or_, update
 
-from ..db import db
+from ..db import db, utcnow
 from ..errors import NotLoggedIn
 from ..ledger.models import Lead
+from .models import PortalSession
 
-LEAD_KEY = "self_billing_lead_id"
+TOKEN_KEY = "self_billing_session"
 SEEN_KEY = "self_billing_seen"
-NONCE_KEY = "self_billing_nonce"
 #: Flask-WTF keeps its raw CSRF token under this session key; a login draws a new one.
 CSRF_KEY = "csrf_token"
-_OUR_KEYS = (LEAD_KEY, SEEN_KEY, NONCE_KEY)
+#: Keys of earlier versions (a lead id in the cookie): dropped wherever they are found.
+_OLD_KEYS = ("self_billing_lead_id", "self_billing_nonce")
+_OUR_KEYS = (TOKEN_KEY, SEEN_KEY, *_OLD_KEYS)
 #: Refresh ``self_billing_seen`` at most this often (seconds), so the cookie is not rewritten on every request.
 _TOUCH_EVERY = 30
+#: ``g`` attribute caching this request's answer (the session row is read once per request).
+_CHECKED = "_self_billing_lead_id"
 
 NOT_LOGGED_IN_MESSAGE = "You are not logged in, or your session has ended. Log in with your Order ID and email."
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lifetime() -> timedelta:
+    return timedelta(hours=float(current_app.config["SELF_BILLING_SESSION_MAX_HOURS"]))
 
 
 def _idle_seconds() -> float:
@@ -54,23 +72,31 @@ def _forget() -> None:
         session.pop(key, None)
 
 
-def current_lead_id() -> int | None:
-    """The logged-in lead's id, or None when nobody is logged in or the session sat idle too long.
+def _lead_of(token: str) -> int | None:
+    row = db.session.get(PortalSession, _hash(token))
+    if row is None or row.ended_at is not None or utcnow() - row.created_at > _lifetime():
+        return None
+    return row.lead_id
 
-    An expired session is ended here (its keys are removed). A live one is marked as seen.
+
+def current_lead_id() -> int | None:
+    """The logged-in lead's id, or None when nobody is logged in or the session has ended.
+
+    An ended, expired or idle session's keys are removed from the cookie. A live one is marked as seen.
     """
-    lead_id = session.get(LEAD_KEY)
-    if not isinstance(lead_id, int) or isinstance(lead_id, bool):
-        if lead_id is not None:
+    if _CHECKED in g:
+        return g.get(_CHECKED)
+    token, seen, now = session.get(TOKEN_KEY), session.get(SEEN_KEY), time.time()
+    lead_id = None
+    if (isinstance(token, str) and token and isinstance(seen, (int, float)) and not isinstance(seen, bool)
+            and now - _idle_seconds() <= seen <= now + 60):
+        lead_id = _lead_of(token)
+    if lead_id is None:
+        if any(key in session for key in _OUR_KEYS):
             _forget()
-        return None
-    now = time.time()
-    seen = session.get(SEEN_KEY)
-    if not isinstance(seen, (int, float)) or now - seen > _idle_seconds() or seen > now + 60:
-        _forget()
-        return None
-    if now - seen >= _TOUCH_EVERY:
+    elif now - seen >= _TOUCH_EVERY:
         session[SEEN_KEY] = int(now)
+    setattr(g, _CHECKED, lead_id)
     return lead_id
 
 
@@ -109,18 +135,42 @@ def require_lead() -> Lead:
 
 
 def login_lead(lead: Lead) -> None:
-    """Start a fresh portal session for ``lead``: old values dropped, a new nonce and CSRF token drawn."""
-    _forget()
+    """Start a fresh portal session for ``lead``: the old one ended, a new token and CSRF token drawn."""
+    _end_current()
     session.pop(CSRF_KEY, None)
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if callable(regenerate):
         regenerate(session)
-    session[LEAD_KEY] = lead.id
+    token = secrets.token_urlsafe(32)
+    db.session.add(PortalSession(token_hash=_hash(token), lead_id=lead.id, created_at=utcnow()))
+    db.session.commit()
+    session[TOKEN_KEY] = token
     session[SEEN_KEY] = int(time.time())
-    session[NONCE_KEY] = secrets.token_urlsafe(16)
+    setattr(g, _CHECKED, lead.id)
+
+
+def _end_current() -> None:
+    token = session.get(TOKEN_KEY)
+    if isinstance(token, str) and token:
+        db.session.execute(update(PortalSession).where(PortalSession.token_hash == _hash(token),
+                                                       PortalSession.ended_at.is_(None)).values(ended_at=utcnow()))
+        db.session.commit()
+    _forget()
+    setattr(g, _CHECKED, None)
 
 
 def logout() -> None:
-    """End the portal session (the host's own session keys are left alone)."""
-    _forget()
+    """End the portal session, server-side too: a copy of the cookie opens nothing afterwards.
+
+    The host's own session keys are left alone.
+    """
+    _end_current()
     session.pop(CSRF_KEY, None)
+
+
+def prune_sessions(now: datetime) -> int:
+    """Delete session rows that can no longer be live (ended, or past their lifetime); how many."""
+    result = db.session.execute(delete(PortalSession).where(or_(
+        PortalSession.ended_at.is_not(None), PortalSession.created_at < now - _lifetime())))
+    db.session.commit()
+    return result.rowcount or 0
