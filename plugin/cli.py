@@ -81,6 +81,8 @@ def _parse_now(value: str | None) -> datetime:
 @click.option("--now", "now_text", default=None, help="ISO 8601 time to act as if it were now.")
 def tick_command(now_text: str | None) -> None:
     """Apply what is due at that time: delayed cancellations, sandbox renewals, ended sessions."""
+    from .db import db
+    from .limit_storage import prune_counters
     from .portal.auth import prune_sessions
     from .workflows.tick import run_tick
 
@@ -88,3 +90,4 @@ def tick_command(now_text: str | None) -> None:
     for line in run_tick(now):
         click.echo(line)
     click.echo(f"Deleted {prune_sessions(now)} ended or expired portal session(s).")
+    click.echo(f"Deleted {prune_counters(db.engine)} expired login-limit counter(s).")

@@ -15,8 +15,10 @@ DEFAULTS: dict[str, Any] = {
     # Failed portal logins allowed per email, and per client address (Flask-Limiter strings).
     "SELF_BILLING_LOGIN_LIMIT_PER_EMAIL": "5 per 15 minutes",
     "SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS": "100 per 15 minutes",
-    # Flask-Limiter storage; share one (redis://...) between several app servers.
-    "SELF_BILLING_RATELIMIT_STORAGE_URI": "memory://",
+    # Where the login limits count: "self-billing-db://" is the app's own database, shared by every
+    # worker and machine (plugin/limit_storage.py); "redis://host:6379" works too; "memory://"
+    # counts per process (one process only: four workers would allow four times the limit).
+    "SELF_BILLING_RATELIMIT_STORAGE_URI": "self-billing-db://",
     # Minutes of inactivity after which a portal session ends.
     "SELF_BILLING_SESSION_IDLE_MINUTES": 30,
     # Hours after the login at which a portal session ends, however active it is.

@@ -3,6 +3,7 @@
 Alembic, ``init-db`` and the tests read ``Base.metadata`` after importing this module.
 """
 from .db import Base
+from .limit_storage import RateLimitCounter
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
 from .notifications.models import EmailTemplate, OutboxEmail
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
@@ -21,6 +22,7 @@ __all__ = [
     "PaymentMethod",
     "PortalSession",
     "PricePoint",
+    "RateLimitCounter",
     "Purchase",
     "Refund",
     "RequestEvent",

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
+from plugin.limit_storage import storage_settings
 from werkzeug.wrappers import Response
 
 from . import agents, mailbox
@@ -142,9 +144,11 @@ def _email_key() -> str:
 
 
 def _limit_failed_logins(app: Flask) -> Limiter:
+    storage_uri, storage_options = storage_settings(app)
     limiter = Limiter(
         key_func=get_remote_address,
-        storage_uri=app.config.get("SELF_BILLING_RATELIMIT_STORAGE_URI", "memory://"),
+        storage_uri=storage_uri,
+        storage_options=storage_options,
         key_prefix="helpdesk_desk",
         default_limits_exempt_when=lambda: True,
         application_limits_exempt_when=lambda: True,

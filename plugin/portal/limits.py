@@ -14,8 +14,9 @@ right Order ID and email.
 
 Each app gets its own :class:`flask_limiter.Limiter` (kept in
 ``app.extensions["self_billing"].extras["limiter"]``), storing its counters in
-``SELF_BILLING_RATELIMIT_STORAGE_URI`` (``memory://`` by default; share a
-``redis://...`` between several app servers). It limits only the plugin's
+``SELF_BILLING_RATELIMIT_STORAGE_URI``: by default the app's own database
+(:mod:`plugin.limit_storage`), which every worker and machine shares, so the
+limits hold across all of them; ``redis://...`` also works. It limits only the plugin's
 login views: it sets no default or application-wide limits, and exempts
 itself from any the host configures through ``RATELIMIT_DEFAULT`` or
 ``RATELIMIT_APPLICATION`` (those belong to the host's own Limiter). Like any
@@ -36,6 +37,7 @@ from flask_limiter.util import get_remote_address
 from ..api.common import decode_json
 from ..errors import BillingError
 from ..ledger.models import Lead
+from ..limit_storage import storage_settings
 
 EXTRAS_KEY = "limiter"
 _FAILED_FLAG = "_self_billing_login_failed"
@@ -88,9 +90,11 @@ def get_limiter(app: Flask) -> Limiter:
     extras = app.extensions["self_billing"].extras
     limiter = extras.get(EXTRAS_KEY)
     if limiter is None:
+        storage_uri, storage_options = storage_settings(app)
         limiter = Limiter(
             key_func=get_remote_address,
-            storage_uri=app.config["SELF_BILLING_RATELIMIT_STORAGE_URI"],
+            storage_uri=storage_uri,
+            storage_options=storage_options,
             key_prefix="self_billing",
             headers_enabled=False,
             default_limits_exempt_when=_exempt_host_limits,
