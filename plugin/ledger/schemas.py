@@ -2,8 +2,9 @@
 
 The merchant HTTP API and the in-process Python API validate with these same
 pydantic models: unknown fields are refused, money is a decimal string with at
-most two places, times need an offset, ids have one accepted form. Each error
-message says what the field must be, never echoing the value back.
+most two places, times need an offset, ids have one accepted form, card numbers
+typed into names and address lines are masked. Each error message says what the
+field must be, never echoing the value back.
 
 :func:`validate` turns a plain mapping into a model, raising the same 400 error
 (code ``invalid``, naming each field) the HTTP API answers for that body.
@@ -30,6 +31,7 @@ from pydantic import (
     field_validator,
 )
 
+from ..cardmask import mask_card_numbers
 from ..money import to_cents
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -134,7 +136,10 @@ MoneyStr = Annotated[StrictStr, BeforeValidator(_money_type), AfterValidator(_mo
 Currency = Annotated[StrictStr, AfterValidator(_currency)]
 Country = Annotated[StrictStr, AfterValidator(_country)]
 UTCTime = Annotated[AwareDatetime, BeforeValidator(_aware_type), AfterValidator(_utc)]
-Text200 = Annotated[StrictStr, Field(max_length=200)]
+#: Free text a person typed (a name, an address line): card numbers in it are masked (:mod:`plugin.cardmask`).
+#: Length-preserving, so it runs after the length limits and the masked value still fits them.
+FreeText = AfterValidator(mask_card_numbers)
+Text200 = Annotated[StrictStr, Field(max_length=200), FreeText]
 #: An Order ID, payment ID or price point code (the form :func:`is_valid_id` accepts).
 Identifier = Annotated[StrictStr, AfterValidator(_identifier)]
 
@@ -178,12 +183,12 @@ def money_cents(value: str) -> int:
 class Address(Schema):
     """A bill-to address."""
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
-    line1: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200), FreeText]
+    line1: Annotated[StrictStr, Field(min_length=1, max_length=200), FreeText]
     line2: Text200 = ""
-    city: Annotated[StrictStr, Field(min_length=1, max_length=100)]
-    region: Annotated[StrictStr, Field(max_length=100)] = ""
-    postal_code: Annotated[StrictStr, Field(max_length=20)] = ""
+    city: Annotated[StrictStr, Field(min_length=1, max_length=100), FreeText]
+    region: Annotated[StrictStr, Field(max_length=100), FreeText] = ""
+    postal_code: Annotated[StrictStr, Field(max_length=20), FreeText] = ""
     country: Country
 
 

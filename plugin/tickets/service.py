@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ..cardmask import mask_card_numbers
 from ..db import db, utcnow
 from ..errors import InvalidInput, NotFound
 from ..ledger.models import Lead, Payment, Purchase, Settings
@@ -230,7 +231,7 @@ def close_ticket_for_request(request: BillingRequest, note: str) -> None:
 
 
 def validate_reply(body: str) -> str:
-    """The reply's text, or InvalidInput when it is empty or longer than the limit."""
+    """The reply's text as it is kept (card numbers masked), or InvalidInput when empty or too long."""
     text = (body or "").strip()
     if not text:
         raise InvalidInput("The reply is empty; write a message for the customer.",
@@ -240,7 +241,7 @@ def validate_reply(body: str) -> str:
             f"The reply is {len(text)} characters long; keep it under {MAX_REPLY_CHARS:,}.",
             code="invalid", fields={"message": f"at most {MAX_REPLY_CHARS} characters"},
         )
-    return text
+    return mask_card_numbers(text)
 
 
 def record_agent_reply(ticket: Ticket, agent_email: str, body: str, *, tell_adapter: bool = True,

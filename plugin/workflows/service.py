@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..cardmask import mask_card_numbers
 from ..db import db, utcnow
 from ..errors import BillingError, Conflict, InvalidInput, NotLoggedIn, Unavailable
 from ..ledger.models import Payment, Purchase
@@ -92,11 +93,16 @@ def _new_request(request_type: str, purchase: Purchase, payment: Payment | None,
     return request
 
 
-def _check_text(value: str | None, field: str) -> None:
-    """Free text is kept as given, but a NUL character (PostgreSQL text cannot hold it) is refused."""
+def _free_text(value: str | None, field: str) -> str | None:
+    """Free text as it is kept: card numbers masked (:mod:`plugin.cardmask`), a NUL character refused.
+
+    Every reason and agent message enters here before it is stored, emailed or logged. NUL is
+    refused because PostgreSQL text cannot hold it.
+    """
     if isinstance(value, str) and "\x00" in value:
         raise InvalidInput("Text may not contain NUL characters (U+0000); remove them and send it again.",
                            fields={field: "contains a NUL character"})
+    return mask_card_numbers(value) if isinstance(value, str) else value
 
 
 def _is_agent(actor: str) -> bool:
@@ -117,7 +123,7 @@ def submit_refund(payment: Payment, actor: str = CUSTOMER, reason: str = "") -> 
 
 
 def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason: str) -> BillingRequest:
-    _check_text(reason, "reason")
+    reason = _free_text(reason, "reason")
     settings = get_settings()
     slot = _slot(request_type, purchase_id, payment_id)
     try:
@@ -291,7 +297,7 @@ def apply_agent_event(
     """An agent sends ``event`` to a request (contract section 5)."""
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
-    _check_text(message, "message")
+    message = _free_text(message, "message")
     amount_cents = parse_amount(amount) if amount is not None else None
     if event == "refund_partial" and amount_cents is None:
         raise InvalidInput("A partial refund needs an amount.", code="invalid_amount",
@@ -357,7 +363,7 @@ def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, a
     """
     if not _is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
-    _check_text(message, "message")
+    message = _free_text(message, "message")
     with _step():
         purchase = lock_purchase(purchase_id)
         if event is None:
