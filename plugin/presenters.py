@@ -21,7 +21,7 @@ from .db import db, utcnow
 from .ledger.models import Payment, PaymentMethod, Purchase, Settings
 from .ledger.service import get_settings
 from .money import format_amount
-from .workflows.context import CUSTOMER, RequestContext
+from .workflows.context import CUSTOMER, SYSTEM, RequestContext
 from .workflows.engine import accepts
 from .workflows.machines import OPEN_STATES
 from .workflows.models import BillingRequest, RequestEvent
@@ -35,8 +35,35 @@ def iso(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | None = None) -> dict[str, Any]:
-    """A request as contract R, with its history."""
+#: Who acted, as a customer reads it: agents are the merchant's billing team, never their emails.
+BILLING_TEAM = "billing team"
+#: What a customer reads of a processor failure (the processor's own words are for agents).
+CUSTOMER_PROCESSOR_ERROR = ("Our payment processor could not complete this yet. Nothing was charged or refunded "
+                            "twice; our billing team has been told and will follow up by email.")
+_INTERNAL_EVENTS = frozenset({"processor_failed", "processor_error"})
+
+
+def _shown_actor(actor: str, for_customer: bool) -> str:
+    if for_customer and actor not in (CUSTOMER, SYSTEM):
+        return BILLING_TEAM
+    return actor
+
+
+def _history_entry(event: RequestEvent, for_customer: bool) -> dict[str, Any]:
+    entry = {"from": event.from_state, "to": event.to_state, "event": event.event, "at": iso(event.at),
+             "by": _shown_actor(event.actor, for_customer)}
+    if event.note and not (for_customer and event.event in _INTERNAL_EVENTS):
+        entry["note"] = event.note
+    return entry
+
+
+def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | None = None, *,
+                    for_customer: bool = False) -> dict[str, Any]:
+    """A request as contract R, with its history.
+
+    ``for_customer``: what the customer's own portal shows: agents appear as "billing team", and a
+    processor's error as a plain sentence (agents and the merchant see both as they are).
+    """
     if events is None:
         events = db.session.execute(
             select(RequestEvent).where(RequestEvent.request_id == request.id).order_by(RequestEvent.id)
@@ -50,15 +77,11 @@ def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | No
         "currency": request.currency,
         "ticket_id": request.ticket_id,
         "reason": request.reason,
-        "error": request.error,
+        "error": (CUSTOMER_PROCESSOR_ERROR if request.error else None) if for_customer else request.error,
         "processing": request.pending_event is not None,
         "created_at": iso(request.created_at),
         "resolved_at": iso(request.resolved_at),
-        "history": [
-            {"from": e.from_state, "to": e.to_state, "event": e.event, "at": iso(e.at), "by": e.actor,
-             **({"note": e.note} if e.note else {})}
-            for e in events
-        ],
+        "history": [_history_entry(e, for_customer) for e in events],
     }
     return body
 
@@ -120,6 +143,7 @@ def _purchase_dict(
     events: dict[int, list[RequestEvent]],
     settings: Settings,
     now: datetime,
+    for_customer: bool = False,
 ) -> dict[str, Any]:
     open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
     live = purchase.kind == "subscription" and purchase.status in ("active", "cancel_scheduled")
@@ -174,14 +198,18 @@ def _purchase_dict(
         },
         "payments": payment_dicts,
         "requests": [
-            request_to_dict(r, events.get(r.id, []))
+            request_to_dict(r, events.get(r.id, []), for_customer=for_customer)
             for r in sorted(requests, key=lambda r: r.id, reverse=True)
         ],
     }
 
 
-def present_purchases(purchases: list[Purchase], now: datetime | None = None) -> list[dict[str, Any]]:
-    """P objects for these purchases, in the order given, with a fixed number of queries."""
+def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
+                      for_customer: bool = False) -> list[dict[str, Any]]:
+    """P objects for these purchases, in the order given, with a fixed number of queries.
+
+    ``for_customer``: as the customer's portal shows them (see :func:`request_to_dict`).
+    """
     if not purchases:
         return []
     ids = [p.id for p in purchases]
@@ -211,22 +239,22 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None) ->
     settings = get_settings()
     now = now or utcnow()
     return [
-        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now)
+        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now, for_customer)
         for p in purchases
     ]
 
 
 def purchases_for_lead(lead_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every purchase of a lead as contract P, newest first."""
+    """Every purchase of a lead as contract P, newest first, as the customer's portal shows them."""
     purchases = db.session.execute(
         select(Purchase)
         .options(joinedload(Purchase.price_point))
         .where(Purchase.lead_id == lead_id)
         .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
     ).scalars().all()
-    return present_purchases(list(purchases), now)
+    return present_purchases(list(purchases), now, for_customer=True)
 
 
-def purchase_to_dict(purchase: Purchase, now: datetime | None = None) -> dict[str, Any]:
-    """One purchase as contract P."""
-    return present_purchases([purchase], now)[0]
+def purchase_to_dict(purchase: Purchase, now: datetime | None = None, *, for_customer: bool = False) -> dict[str, Any]:
+    """One purchase as contract P (``for_customer``: as the customer's portal shows it)."""
+    return present_purchases([purchase], now, for_customer=for_customer)[0]

@@ -688,3 +688,49 @@ def test_paypal_purchases_answer_every_card_call_with_paypal_managed(client, sho
 def test_cards_of_a_one_time_purchase_cannot_change(client, ann):
     answer = ann.post("/purchases/BOOK-1/payment-methods", json={"token": card_token(client)})
     assert answer.status_code == 409
+
+
+# -- what customers see of a request's handling ---------------------------------------------------------
+
+
+def test_customers_see_the_billing_team_and_a_plain_sentence_never_internals(make_app):
+    from tests.agent_support import ALICE, bearer_agent
+    from tests.conftest import Ledger
+
+    app = make_app(agent_loader=bearer_agent)
+    ledger = Ledger(app)
+    stock(ledger, refunds="request")
+    client = app.test_client()
+    ann = Customer(client)
+    assert ann.login("SUB-1").status_code == 200
+    asked = ann.post("/payments/PAY-2/refund", json={"reason": "Did not use it"})
+    assert asked.status_code == 202, asked.get_json()
+    ticket_id = asked.get_json()["request"]["ticket_id"]
+    declined = client.post(f"/billing/api/agent/tickets/{ticket_id}/events", headers=ALICE,
+                           json={"event": "decline", "message": "The refund window has passed, sorry."})
+    assert declined.status_code == 200, declined.get_json()
+    agent_email = declined.get_json()["request"]["history"][-1]["by"]
+    assert "@" in agent_email  # agents see who did it
+
+    # A processor failure on an automatic refund: agents see the processor's words, customers a sentence.
+    ledger.settings(refunds={"mode": "automatic"})
+    assert client.put("/billing/api/admin/sandbox/faults", json={"refund": 1}, headers=ADMIN).status_code == 200
+    failed = ann.post("/payments/PAY-B1/refund", json={})
+    assert failed.status_code == 202, failed.get_json()
+    request_id = failed.get_json()["request"]["id"]
+
+    purchases = ann.get("/purchases")
+    body = purchases.get_data(as_text=True)
+    assert agent_email not in body
+    requests = {r["id"]: r for p in purchases.get_json()["purchases"] for r in p["requests"]}
+    decline = next(r for r in requests.values() if r["outcome"] == "declined")
+    assert decline["history"][-1]["by"] == "billing team"
+    assert decline["history"][-1]["note"] == "The refund window has passed, sorry."  # the message meant for her
+    broken = requests[request_id]
+    assert broken["error"].startswith("Our payment processor could not complete this")
+    assert {e["by"] for e in broken["history"]} <= {"customer", "system", "billing team"}
+    assert "processor_failed" not in {e["event"] for e in broken["history"] if "note" in e}
+    agents_view = client.get("/billing/api/agent/tickets?status=open", headers=ALICE).get_json()
+    raw = next(t["request"] for t in agents_view["tickets"] if t["request"] and t["request"]["id"] == request_id)
+    assert raw["error"] and raw["error"] != broken["error"]  # agents still see the processor's words
+    assert raw["error"] not in body

@@ -127,7 +127,7 @@ def cancel(order_id: str):
     lead = require_lead()
     actions.own_purchase(lead.id, order_id)  # 404 before reading the body
     billing_request = actions.cancel_purchase(lead.id, order_id, _reason_only(_body()))
-    return jsonify({"request": request_to_dict(billing_request)}), 202
+    return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 
 @bp.post("/payments/<payment_id>/refund")
@@ -137,7 +137,7 @@ def refund(payment_id: str):
     lead = require_lead()
     actions.own_payment(lead.id, payment_id)
     billing_request = actions.refund_payment(lead.id, payment_id, _reason_only(_body()))
-    return jsonify({"request": request_to_dict(billing_request)}), 202
+    return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 
 @bp.put("/purchases/<order_id>/billing-address")

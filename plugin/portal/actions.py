@@ -87,9 +87,10 @@ def purchase_actions(purchase: Purchase) -> dict[str, bool]:
 
 
 def present(purchase: Purchase) -> dict[str, Any]:
+    """The purchase as the customer's portal shows it."""
     from ..presenters import purchase_to_dict
 
-    return purchase_to_dict(purchase)
+    return purchase_to_dict(purchase, for_customer=True)
 
 
 # -- cancellation and refund ----------------------------------------------------------------
