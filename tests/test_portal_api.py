@@ -734,3 +734,65 @@ def test_customers_see_the_billing_team_and_a_plain_sentence_never_internals(mak
     raw = next(t["request"] for t in agents_view["tickets"] if t["request"] and t["request"]["id"] == request_id)
     assert raw["error"] and raw["error"] != broken["error"]  # agents still see the processor's words
     assert raw["error"] not in body
+
+
+# -- a failure after the money moved ---------------------------------------------------------------------
+
+
+def _failing_recorder(monkeypatch, times: int) -> list[int]:
+    """Make recording the processor's outcome fail ``times`` times with a database error."""
+    from sqlalchemy.exc import OperationalError
+
+    from plugin.workflows import service
+
+    real, calls = service._finish_pending, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= times:
+            raise OperationalError("UPDATE sb_requests ...", {}, Exception("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_finish_pending", flaky)
+    monkeypatch.setattr(service, "RECORD_RETRY_PAUSES", (0.01, 0.01, 0.01))
+    return calls
+
+
+def _sandbox_refunds(app) -> list[int]:
+    from sqlalchemy import select
+
+    from plugin.db import db
+    from plugin.payments.sandbox_models import SandboxOperation
+
+    with app.app_context():
+        return list(db.session.execute(select(SandboxOperation.amount_cents)
+                                       .where(SandboxOperation.kind == "refund")).scalars())
+
+
+def test_a_database_hiccup_after_the_refund_is_retried_at_once(app, ann, monkeypatch):
+    calls = _failing_recorder(monkeypatch, times=2)
+    answer = ann.post("/payments/PAY-B1/refund", json={})
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["request"]["outcome"] == "refunded"
+    assert len(calls) == 3 and _sandbox_refunds(app) == [1900]
+
+
+def test_a_database_down_after_the_refund_says_what_happened_and_tick_records_it_once(app, ann, monkeypatch):
+    from plugin.workflows import service
+
+    real = service._finish_pending
+    _failing_recorder(monkeypatch, times=100)
+    answer = ann.post("/payments/PAY-B1/refund", json={})
+    assert answer.status_code == 503, answer.get_json()
+    failure = error(answer)
+    assert failure["code"] == "recording_delayed"
+    assert "refund was made" in failure["message"] and "nothing will be done twice" in failure["message"]
+    assert _sandbox_refunds(app) == [1900]
+
+    monkeypatch.setattr(service, "_finish_pending", real)  # the database is back
+    later = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = app.test_cli_runner().invoke(args=["self-billing", "tick", "--now", later])
+    assert "Resumed 1 pending" in result.output, result.output
+    book = next(p for p in ann.get("/purchases").get_json()["purchases"] if p["order_id"] == "BOOK-1")
+    assert book["payments"][0]["refunded_amount"] == "19.00"
+    assert _sandbox_refunds(app) == [1900]  # one refund at the processor, ever

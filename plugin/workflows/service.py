@@ -17,14 +17,16 @@ moves once. A processor failure moves the request to a ticket with the error.
 """
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterator
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..cardmask import mask_card_numbers
 from ..db import db, utcnow
@@ -39,6 +41,8 @@ from .context import CUSTOMER, SYSTEM, RequestContext
 from .engine import agent_events_accepted, fire, refusal
 from .machines import AGENT_EVENTS, PROCESSOR_EVENTS
 from .models import BillingRequest, RequestEvent
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -191,7 +195,38 @@ def run_pending(request_id: int) -> BillingRequest:
             outcome = {"reference": cancel.reference}
     except GatewayError as err:
         return _record_processor_failure(request_id, event, err)
-    return _finish_pending(request_id, event, outcome)
+    return _record_outcome(request_id, event, outcome)
+
+
+#: Tries at recording what the processor did before the step is left to ``tick``, and the pause
+#: before each retry (seconds): a database that hiccups (a lock timeout, a dropped connection) gets
+#: a moment to come back while the customer waits for the answer.
+RECORD_RETRY_PAUSES = (0.2, 0.5, 1.0)
+
+
+def _record_outcome(request_id: int, event: str, outcome: dict[str, Any]) -> BillingRequest:
+    """Record a step the processor has done, retrying at once when the database fails.
+
+    The money has moved by now, so a database error must not read as "internal error". Each retry
+    records the same outcome (the step stays pending until one succeeds, so nothing is done twice);
+    if the database still fails, the step is left pending for ``tick`` (which asks the processor
+    again with the same idempotency key: the same refund, never a second) and the answer says so.
+    """
+    for pause in (*RECORD_RETRY_PAUSES, None):
+        try:
+            return _finish_pending(request_id, event, outcome)
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            log.warning("Request #%s: the processor did %r but recording it failed (%s)%s", request_id, event,
+                        exc.__class__.__name__, f"; retrying in {pause}s" if pause is not None else "")
+            if pause is None:
+                break
+            time.sleep(pause)
+    done = "refund was made" if outcome.get("amount_cents") is not None else "cancellation was made"
+    raise Unavailable(
+        f"The {done} at the payment processor, but our database did not answer while recording it. "
+        "It is being recorded and will show here within a few minutes; nothing will be done twice, "
+        "so there is no need to ask again.", code="recording_delayed")
 
 
 def _lock_pending(request_id: int, event: str) -> tuple[BillingRequest, Purchase] | None:
