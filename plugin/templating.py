@@ -14,12 +14,18 @@ from pathlib import Path
 __all__ = ["TEMPLATE_FOLDER", "find_template_folder"]
 
 
+#: A template every copy has: a folder without it is no template folder (pip leaves the empty
+#: folders of an uninstalled copy behind when an editable install replaces it, and the namespace
+#: package then lists that empty folder first).
+_SENTINEL = Path("self_billing") / "portal" / "orders.html"
+
+
 def find_template_folder() -> str:
     """The folder holding ``self_billing/...`` templates: the installed package, else the checkout's."""
     spec = importlib.util.find_spec("self_billing_templates")
     if spec is not None:
         for location in spec.submodule_search_locations or ():
-            if (Path(location) / "self_billing").is_dir():
+            if (Path(location) / _SENTINEL).is_file():
                 return str(location)
     checkout = Path(__file__).resolve().parent.parent / "templates"
     return str(checkout)
