@@ -108,6 +108,32 @@ def test_concurrent_calls_with_one_key_move_money_once(paid):
     assert [op.amount_cents for op in operations(paid)] == [2500]
 
 
+def test_concurrent_refunds_with_other_keys_never_pass_the_payment(paid):
+    # Ten different refunds of 10.00 on a 49.00 payment at once: at most four can be made. Under
+    # PostgreSQL's READ COMMITTED each call's total missed the others' uncommitted claims.
+    threads = 10
+    barrier = threading.Barrier(threads)
+    made, refused, errors = [], [], []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            made.append(refund(paid, 1000, f"req_{n}"))
+        except GatewayError:
+            refused.append(n)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert errors == []
+    assert len(made) == 4 and len(refused) == 6
+    assert sum(op.amount_cents for op in operations(paid)) == 4000
+
+
 def test_cancel_is_idempotent_too(paid):
     with paid.app_context():
         purchase = service.get_purchase("ORD-1")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db, utcnow
@@ -150,9 +150,14 @@ class SandboxGateway:
         reference = "re_" + secrets.token_hex(10)
         try:
             # Claim the key first, then check the total in the same transaction: a concurrent call
-            # with the same key waits on the key's unique index and then replays our result, and
-            # on SQLite the insert's write lock makes the total check and the claim one step.
+            # with the same key waits on the key's unique index and then replays our result. Calls
+            # with other keys for the same payment take turns: on SQLite the insert's write lock
+            # makes claim and check one step; on PostgreSQL (READ COMMITTED, where each call's sum
+            # would miss the others' uncommitted claims) a transaction-scoped advisory lock per payment.
             with db.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:target, 0))"),
+                                 {"target": f"self-billing-sandbox-refund:{payment.payment_id}"})
                 conn.execute(
                     insert(SandboxOperation).values(
                         created_at=utcnow(),
