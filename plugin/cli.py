@@ -84,6 +84,7 @@ def tick_command(now_text: str | None) -> None:
     from .db import db
     from .limit_storage import prune_counters
     from .portal.auth import prune_sessions
+    from .portal.login_links import prune_login_links
     from .workflows.tick import run_tick
 
     now = _parse_now(now_text)
@@ -91,3 +92,4 @@ def tick_command(now_text: str | None) -> None:
         click.echo(line)
     click.echo(f"Deleted {prune_sessions(now)} ended or expired portal session(s).")
     click.echo(f"Deleted {prune_counters(db.engine)} expired login-limit counter(s).")
+    click.echo(f"Deleted {prune_login_links(now)} used or expired login link(s).")

@@ -21,6 +21,11 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_RATELIMIT_STORAGE_URI": "self-billing-db://",
     # Minutes of inactivity after which a portal session ends.
     "SELF_BILLING_SESSION_IDLE_MINUTES": 30,
+    # A one-time login link (asked for on the login page, emailed) works once within this many minutes.
+    "SELF_BILLING_LOGIN_LINK_MINUTES": 15,
+    # Login links that may be asked for per email, and per client address (Flask-Limiter strings).
+    "SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL": "3 per hour",
+    "SELF_BILLING_LOGIN_LINK_LIMIT_PER_ADDRESS": "30 per hour",
     # Hours after the login at which a portal session ends, however active it is.
     "SELF_BILLING_SESSION_MAX_HOURS": 12,
     # Apply safe session-cookie defaults the host has not chosen: SameSite=Lax when unset, and the

@@ -7,6 +7,7 @@ from .limit_storage import RateLimitCounter
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
 from .notifications.models import EmailTemplate, OutboxEmail
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
+from .portal.login_links import LoginLink
 from .portal.models import PortalSession
 from .tickets.models import Department, Ticket, TicketMessage
 from .workflows.models import BillingRequest, RequestEvent
@@ -17,6 +18,7 @@ __all__ = [
     "Department",
     "EmailTemplate",
     "Lead",
+    "LoginLink",
     "OutboxEmail",
     "Payment",
     "PaymentMethod",

@@ -796,3 +796,107 @@ def test_a_database_down_after_the_refund_says_what_happened_and_tick_records_it
     book = next(p for p in ann.get("/purchases").get_json()["purchases"] if p["order_id"] == "BOOK-1")
     assert book["payments"][0]["refunded_amount"] == "19.00"
     assert _sandbox_refunds(app) == [1900]  # one refund at the processor, ever
+
+
+# -- the way in while the login is paused: a one-time link by email ---------------------------------
+
+
+def _login_link_in(app, email: str) -> str | None:
+    """The link of the newest login_link email queued for ``email``, as the worker renders it."""
+    from sqlalchemy import select
+
+    from plugin.db import db
+    from plugin.notifications.models import OutboxEmail
+
+    with app.app_context():
+        row = db.session.execute(select(OutboxEmail).where(OutboxEmail.kind == "login_link",
+                                                           OutboxEmail.to_address == email)
+                                 .order_by(OutboxEmail.id.desc())).scalars().first()
+        return row.context["extra"]["link"] if row is not None else None
+
+
+def test_an_attacker_pausing_the_login_cannot_lock_the_customer_out(make_app):
+    import re
+
+    from tests.conftest import Ledger
+
+    app = make_app(SELF_BILLING_LOGIN_LIMIT_PER_EMAIL="3 per 15 minutes")
+    stock(Ledger(app))
+    attacker = app.test_client()
+    for _ in range(3):
+        attacker.post(f"{API}/login", json={"order_id": "GUESS", "email": "ann@example.com"})
+    ann = app.test_client()
+    paused = ann.post(f"{API}/login", json={"order_id": "SUB-1", "email": "ann@example.com"})
+    assert paused.status_code == 429 and "login link" in error(paused)["message"]
+
+    # The page says the same and offers the link form, open.
+    page = ann.get("/billing/portal/")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    blocked = ann.post("/billing/portal/login", data={"csrf_token": token, "order_id": "SUB-1",
+                                                      "email": "ann@example.com"})
+    assert blocked.status_code == 429
+    html = blocked.get_data(as_text=True)
+    assert """href="/billing/portal/login/link" class="sb-button">Can't log in? Email me a login link""" in html
+
+    form = ann.get("/billing/portal/login/link")
+    assert form.status_code == 200 and "Email me a login link" in form.get_data(as_text=True)
+    sent = ann.post("/billing/portal/login/link", data={"csrf_token": token, "order_id": "SUB-1",
+                                                        "email": " Ann@Example.com "})
+    assert sent.status_code == 200 and "we have emailed a login link" in sent.get_data(as_text=True)
+    link = _login_link_in(app, "ann@example.com")
+    assert link and link.startswith("http://localhost/billing/portal/login/link/")
+    path = link.removeprefix("http://localhost")
+
+    # Opening the link (a mail scanner's prefetch too) uses nothing; its button logs in, once.
+    assert ann.get(path).status_code == 200 and ann.get(path).status_code == 200
+    button = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', ann.get(path).get_data(as_text=True))
+    done = ann.post(path, data={"csrf_token": button.group(1)})
+    assert done.status_code == 302
+    assert Customer(ann).get("/purchases").status_code == 200  # logged in, though the form is still paused
+    again = attacker.post(path, data={"csrf_token": button.group(1)})
+    assert again.status_code in (400, 410)
+    reused = app.test_client()
+    reused_page = reused.get(path).get_data(as_text=True)
+    reused_token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', reused_page).group(1)
+    spent = reused.post(path, data={"csrf_token": reused_token})
+    assert spent.status_code == 410 and "expired or was already used" in spent.get_data(as_text=True)
+
+
+def test_asking_for_a_link_reveals_nothing_and_is_limited_on_its_own(make_app):
+    from tests.conftest import Ledger
+
+    app = make_app(SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL="2 per hour")
+    stock(Ledger(app))
+    client = app.test_client()
+    known = client.post(f"{API}/login-link", json={"order_id": "SUB-1", "email": "ann@example.com"})
+    unknown = client.post(f"{API}/login-link", json={"order_id": "SUB-1", "email": "bob@example.com"})
+    assert known.status_code == unknown.status_code == 202
+    assert known.get_json() == unknown.get_json()  # the same answer, matching pair or not
+    assert _login_link_in(app, "ann@example.com") and _login_link_in(app, "bob@example.com") is None
+    assert _login_link_in(app, "ann@example.com").count("/login/link/") == 1
+    assert client.post(f"{API}/login-link", json={"order_id": "BOB-1", "email": "bob@example.com"}).status_code == 202
+    too_many = client.post(f"{API}/login-link", json={"order_id": "BOB-1", "email": "bob@example.com"})
+    assert too_many.status_code == 429 and "Retry-After" in too_many.headers
+    # Asking for links is no failed login: the pair still logs in with the form.
+    assert client.post(f"{API}/login", json={"order_id": "BOB-1", "email": "bob@example.com"}).status_code == 200
+    assert client.post(f"{API}/login-link", json={"email": "x"}).status_code == 400
+
+
+def test_a_login_link_expires(make_app, monkeypatch):
+    from tests.conftest import Ledger
+
+    import plugin.portal.login_links as links
+
+    app = make_app(SELF_BILLING_LOGIN_LINK_MINUTES=15)
+    stock(Ledger(app))
+    client = app.test_client()
+    client.post(f"{API}/login-link", json={"order_id": "SUB-1", "email": "ann@example.com"})
+    token = _login_link_in(app, "ann@example.com").rsplit("/", 1)[-1]
+    start = links.utcnow()
+    monkeypatch.setattr(links, "utcnow", lambda: start + timedelta(minutes=16))
+    with app.test_request_context():
+        assert links.use_login_link(token) is None
+    monkeypatch.setattr(links, "utcnow", lambda: start + timedelta(minutes=14))
+    with app.test_request_context():
+        assert links.use_login_link(token).email == "ann@example.com"
+        assert links.use_login_link(token) is None  # once

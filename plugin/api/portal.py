@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import generate_csrf
@@ -23,8 +23,15 @@ from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..portal import actions
 from ..portal.access import check_door
-from ..portal.auth import login_lead, logout, require_lead
-from ..portal.limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
+from ..portal.auth import login_lead, logout, portal_blueprint, require_lead
+from ..portal.limits import (
+    limit_link_view,
+    limit_login_view,
+    mark_login_failed,
+    retry_after_seconds,
+    too_many_message,
+)
+from ..portal.login_links import send_login_link, sent_message
 from ..portal.login import authenticate, parse_login
 from ..portal.security import check_json_csrf
 from .common import install_json_errors, parse_body, path_id, read_json
@@ -32,7 +39,7 @@ from .common import install_json_errors, parse_body, path_id, read_json
 bp = Blueprint("self_billing_api_portal", __name__)
 install_json_errors(bp)
 
-_CSRF_EXEMPT = {"login"}
+_CSRF_EXEMPT = {"login", "login_link"}
 
 
 @bp.before_request
@@ -46,7 +53,11 @@ def _guard() -> None:
 @bp.errorhandler(RateLimitExceeded)
 def _too_many(_err: RateLimitExceeded):
     seconds = retry_after_seconds()
-    response = error_response(429, "rate_limited", too_many_message(seconds), retry_after=seconds)
+    if (request.endpoint or "").endswith(".login_link"):
+        message = "Several login links were asked for already: use the newest one in your email, or ask again later."
+    else:
+        message = too_many_message(seconds)
+    response = error_response(429, "rate_limited", message, retry_after=seconds)
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -88,6 +99,17 @@ def login():
         raise
     login_lead(lead)
     return jsonify({"lead": _lead_dict(lead), "csrf_token": generate_csrf()})
+
+
+@bp.post("/login-link")
+def login_link():
+    """Email a one-time login link to the customer (the way in while the login is paused): 202 always."""
+    fields = parse_login(read_json())
+    door = portal_blueprint()
+    if door is not None:
+        send_login_link(fields.order_id, fields.email,
+                        lambda token: url_for(f"{door}.use_link", token=token, _external=True))
+    return jsonify({"message": sent_message()}), 202
 
 
 @bp.post("/logout")
@@ -197,3 +219,4 @@ def delete_payment_method(order_id: str, method_id: str):
 @bp.record
 def _limit_logins(state: BlueprintSetupState) -> None:
     limit_login_view(state.app, f"{state.name_prefix}.{state.name}.login".lstrip("."))
+    limit_link_view(state.app, f"{state.name_prefix}.{state.name}.login_link".lstrip("."))

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "address_changed",
     "payment_method_changed",
     "purchase_confirmation",
+    "login_link",
 )
 
 #: ``session.info`` key listing rows to try right after commit (SELF_BILLING_MAIL_SEND_AFTER_COMMIT).

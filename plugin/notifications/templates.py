@@ -98,6 +98,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
                 "Your Order ID is {order_id}. With it and this email address you can log in to "
                 "your billing portal to download invoices and manage your purchase.",
     },
+    "login_link": {
+        "subject": "Your login link for order {order_id}",
+        "body": "Hi {first_name},\n\n"
+                "Someone (we hope you) asked for a link to log in to your billing portal for {product} "
+                "(order {order_id}). If it was not you, ignore this email: nothing changes, and nobody can "
+                "log in without this link.",
+    },
 }
 
 _LISTED = ", ".join("{" + name + "}" for name in PLACEHOLDERS)

@@ -100,16 +100,21 @@ def current_lead_id() -> int | None:
     return lead_id
 
 
-def _login_redirect_target() -> str:
-    """The login page of the portal the request came through (the helpdesk tab or the standalone one)."""
+def portal_blueprint() -> str | None:
+    """The portal registration (the helpdesk tab or the standalone one) for this request: the one it
+    came through, else the first whose door is open, else any; None when no portal is mounted."""
     #: blueprint name -> "standalone" | "helpdesk", filled as the portal blueprint is registered
     tabs: dict[str, str] = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
     if request.blueprint in tabs:
-        name: str | None = request.blueprint
-    else:
-        from .access import door_open
+        return request.blueprint
+    from .access import door_open
 
-        name = next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))
+    return next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))
+
+
+def _login_redirect_target() -> str:
+    """The login page of the portal the request came through (the helpdesk tab or the standalone one)."""
+    name = portal_blueprint()
     if name is None:
         return "/"
     if request.method not in ("GET", "HEAD"):  # a form posted after the session ended: back to My Orders

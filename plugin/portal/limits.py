@@ -132,6 +132,22 @@ def limit_login_view(app: Flask, endpoint: str) -> None:
     app.view_functions[endpoint] = per_address(per_email(view))
 
 
+def limit_link_view(app: Flask, endpoint: str) -> None:
+    """Limit requests for login links (:mod:`.login_links`): every request counts, per email and per
+    address, on counters of their own, never the failed-login ones they exist to get around."""
+    limiter = get_limiter(app)
+    view = app.view_functions[endpoint]
+    if getattr(view, "__wrapper-limiter-instance", None) is limiter:
+        return
+    per_email = limiter.shared_limit(
+        _config_value("SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL"), scope="self_billing_login_link_email",
+        key_func=_email_key, methods=["POST"], error_message="Too many login links asked for this email.")
+    per_address = limiter.shared_limit(
+        _config_value("SELF_BILLING_LOGIN_LINK_LIMIT_PER_ADDRESS"), scope="self_billing_login_link_address",
+        key_func=_address_key, methods=["POST"], error_message="Too many login links asked from your network.")
+    app.view_functions[endpoint] = per_address(per_email(view))
+
+
 def retry_after_seconds() -> int:
     """Seconds until the breached login limit of this request resets (at least 1)."""
     limiter = current_app.extensions["self_billing"].extras.get(EXTRAS_KEY)
@@ -145,6 +161,7 @@ def too_many_message(seconds: int) -> str:
     minutes = max(1, math.ceil(seconds / 60))
     unit = "minute" if minutes == 1 else "minutes"
     return (
-        "Too many failed login attempts. For your security, logging in is paused: "
-        f"try again in {minutes} {unit}. If you cannot find your Order ID, contact support."
+        "Too many failed login attempts. For your security, logging in with the form is paused: "
+        f"try again in {minutes} {unit}, or get in now with a login link sent to your email. "
+        "If you cannot find your Order ID, contact support."
     )

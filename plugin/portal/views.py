@@ -48,7 +48,8 @@ from .access import check_door
 from .auth import current_lead_id, login_lead, logout, require_lead
 from .display import FILTERS, brand, date, money
 from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm, LoginForm, ReasonForm
-from .limits import limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
+from .limits import limit_link_view, limit_login_view, mark_login_failed, retry_after_seconds, too_many_message
+from .login_links import LINK_UNUSABLE_MESSAGE, send_login_link, sent_message, use_login_link
 from .login import WRONG_PAIR_MESSAGE, authenticate
 from .notices import ERROR, notify, pop_notices
 from .security import apply_session_cookie_defaults
@@ -139,7 +140,13 @@ def _error_title(err: BillingError) -> str:
 @bp.errorhandler(RateLimitExceeded)
 def _too_many(_err: RateLimitExceeded):
     seconds = retry_after_seconds()
-    body, status = render("login.html", 429, form=LoginForm(), error=too_many_message(seconds))
+    if request.endpoint == f"{request.blueprint}.login_link":
+        minutes = max(1, -(-seconds // 60))
+        body, status = render("message.html", 429, title="Please wait a little", show_home=True,
+                              message=f"Several login links were asked for already. Use the newest one in your "
+                                      f"email, or ask again in {minutes} minute{'s' if minutes != 1 else ''}.")
+    else:
+        body, status = render("login.html", 429, form=LoginForm(), error=too_many_message(seconds), link_open=True)
     return body, status, {"Retry-After": str(seconds)}
 
 
@@ -186,6 +193,37 @@ def login():
         return render("login.html", 401, form=form, error=WRONG_PAIR_MESSAGE, next=next_url)
     login_lead(lead)
     return redirect(next_url or _url("index"))
+
+
+@bp.route("/login/link", methods=["GET", "POST"])
+def login_link():
+    """Ask for a one-time login link by email; the same answer whether or not the pair matches."""
+    form = LoginForm()
+    if request.method == "GET":
+        return render("login_link_request.html", form=form)
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if _csrf_failed(form) else None
+        return render("login_link_request.html", 400, form=form, error=error)
+    send_login_link(form.order_id.data, form.email.data,
+                    lambda token: _url("use_link", token=token, _external=True))
+    return render("message.html", title="Check your email", message=sent_message(), show_home=True, kind="success")
+
+
+@bp.route("/login/link/<token>", methods=["GET", "POST"])
+def use_link(token: str):
+    """The emailed link: a button that logs in (only the POST uses the link, never a prefetch)."""
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render("login_link.html", 400, form=form, token=token, error=CSRF_MESSAGE)
+        lead = use_login_link(token)
+        if lead is None:
+            return render("message.html", 410, title="This link cannot be used", message=LINK_UNUSABLE_MESSAGE,
+                          show_home=True)
+        login_lead(lead)
+        notify("You are logged in.")
+        return redirect(_url("index"))
+    return render("login_link.html", form=form, token=token)
 
 
 @bp.post("/logout")
@@ -430,3 +468,4 @@ def _on_register(state: BlueprintSetupState) -> None:
         app.jinja_env.filters.setdefault(filter_name, function)
     apply_session_cookie_defaults(app)
     limit_login_view(app, f"{name}.login")
+    limit_link_view(app, f"{name}.login_link")
