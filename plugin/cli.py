@@ -83,6 +83,7 @@ def tick_command(now_text: str | None) -> None:
     """Apply what is due at that time: delayed cancellations, sandbox renewals, ended sessions."""
     from .db import db
     from .limit_storage import prune_counters
+    from .api.idempotency import prune_idempotency_keys
     from .portal.auth import prune_sessions
     from .portal.login_links import prune_login_links
     from .workflows.tick import run_tick
@@ -93,3 +94,4 @@ def tick_command(now_text: str | None) -> None:
     click.echo(f"Deleted {prune_sessions(now)} ended or expired portal session(s).")
     click.echo(f"Deleted {prune_counters(db.engine)} expired login-limit counter(s).")
     click.echo(f"Deleted {prune_login_links(now)} used or expired login link(s).")
+    click.echo(f"Deleted {prune_idempotency_keys(now)} expired idempotency key(s).")

@@ -2,6 +2,7 @@
 
 Alembic, ``init-db`` and the tests read ``Base.metadata`` after importing this module.
 """
+from .api.idempotency import IdempotencyRecord
 from .db import Base
 from .limit_storage import RateLimitCounter
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
@@ -17,6 +18,7 @@ __all__ = [
     "BillingRequest",
     "Department",
     "EmailTemplate",
+    "IdempotencyRecord",
     "Lead",
     "LoginLink",
     "OutboxEmail",

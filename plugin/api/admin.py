@@ -30,6 +30,7 @@ from ..ledger import service
 from ..ledger.present import payment_to_dict, price_point_to_dict
 from ..ledger.schemas import FaultsIn, OrderIn, PaymentIn, PricePointIn, SettingsIn
 from .common import install_json_errors, parse_body
+from .idempotency import install_idempotency
 
 bp = Blueprint("self_billing_api_admin", __name__)
 install_json_errors(bp)
@@ -172,3 +173,7 @@ def put_faults() -> Response:
     service.require_sandbox()
     data = parse_body(FaultsIn)
     return _answer(service.set_sandbox_faults(data))
+
+
+# After the guards above: they authenticate the caller the key belongs to.
+install_idempotency(bp, lambda: "merchant")

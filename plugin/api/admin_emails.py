@@ -30,6 +30,7 @@ from ..notifications.outbox import email_to_dict, list_emails
 from ..templating import TEMPLATE_FOLDER
 from .admin import _challenge, _require_token
 from .common import install_json_errors, parse_body, path_id
+from .idempotency import install_idempotency
 
 # The template folder is given so the email templates (self_billing/email/...) are found even by a
 # worker process; the host's own templates folder still comes first and can override any of them.
@@ -117,3 +118,7 @@ def retry_email(email_id: str) -> Response:
         row.subject = row.text_body = row.html_body = None  # render again, with the fixed template
     db.session.commit()
     return _answer(email_to_dict(row))
+
+
+# After the guards above: they authenticate the caller the key belongs to.
+install_idempotency(bp, lambda: "merchant")

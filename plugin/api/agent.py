@@ -18,6 +18,7 @@ from ..errors import InvalidInput, NotFound
 from ..tickets import actions, present, service
 from ..tickets.schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn, ReplyIn
 from .common import MAX_ROW_ID, install_json_errors, parse_body, path_id, read_json
+from .idempotency import install_idempotency
 
 bp = Blueprint("self_billing_api_agent", __name__)
 install_json_errors(bp)
@@ -138,3 +139,7 @@ def agent_invoice_url(payment_id: str) -> str:
     """Where an agent downloads a payment's invoice (served by the invoices module on this blueprint's prefix)."""
     prefix = current_app.extensions["self_billing"].url_prefix
     return f"{prefix}/api/agent/payments/{payment_id}/invoice.pdf"
+
+
+# After the guards above: they authenticate the caller the key belongs to.
+install_idempotency(bp, lambda: f"agent:{g.self_billing_agent}")

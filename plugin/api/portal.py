@@ -23,7 +23,7 @@ from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..portal import actions
 from ..portal.access import check_door
-from ..portal.auth import login_lead, logout, portal_blueprint, require_lead
+from ..portal.auth import current_lead_id, login_lead, logout, portal_blueprint, require_lead
 from ..portal.limits import (
     limit_link_view,
     limit_login_view,
@@ -35,6 +35,7 @@ from ..portal.login_links import send_login_link, sent_message
 from ..portal.login import authenticate, parse_login
 from ..portal.security import check_json_csrf
 from .common import install_json_errors, parse_body, path_id, read_json
+from .idempotency import install_idempotency
 
 bp = Blueprint("self_billing_api_portal", __name__)
 install_json_errors(bp)
@@ -220,3 +221,13 @@ def delete_payment_method(order_id: str, method_id: str):
 def _limit_logins(state: BlueprintSetupState) -> None:
     limit_login_view(state.app, f"{state.name_prefix}.{state.name}.login".lstrip("."))
     limit_link_view(state.app, f"{state.name_prefix}.{state.name}.login_link".lstrip("."))
+
+
+def _caller() -> str:
+    """Whose Idempotency-Keys these are: the logged-in lead's, else the client address's (the login)."""
+    lead_id = current_lead_id()
+    return f"lead:{lead_id}" if lead_id is not None else f"anon:{request.remote_addr}"
+
+
+# After the guards above: they check the door and the CSRF header first.
+install_idempotency(bp, _caller)
