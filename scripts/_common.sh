@@ -58,8 +58,15 @@ apt_install() {
     done
     if [[ ${#wanted[@]} -gt 0 ]]; then
         say "apt-get install ${wanted[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" \
-            || warn "apt-get install ${wanted[*]} failed; install them by hand: sudo apt-get install -y ${wanted[*]}"
+        local log
+        log="$(mktemp /tmp/self-billing-apt.XXXXXX)"
+        if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" \
+                >"$log" 2>&1; then
+            rm -f "$log"
+        else
+            tail -n 20 "$log" >&2
+            warn "apt-get install ${wanted[*]} failed (log: $log); install them by hand: sudo apt-get install -y ${wanted[*]}"
+        fi
     fi
 }
 
