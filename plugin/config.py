@@ -30,9 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_IDEMPOTENCY_HOURS": 24,
     # Hours after the login at which a portal session ends, however active it is.
     "SELF_BILLING_SESSION_MAX_HOURS": 12,
-    # Apply safe session-cookie defaults the host has not chosen: SameSite=Lax when unset, and the
-    # cookie marked Secure on requests that came over https (docs/portal.md). False leaves them alone.
-    "SELF_BILLING_SESSION_COOKIE_DEFAULTS": True,
+    # Opt in to app-wide session-cookie defaults the host has not chosen: SameSite=Lax when unset, and
+    # the cookie marked Secure on requests that came over https (docs/portal.md). They change the
+    # host's own cookie, so they are off unless asked for: False leaves the host's settings as they are.
+    "SELF_BILLING_SESSION_COOKIE_DEFAULTS": False,
     # Where the card form posts card details to get a processor token; None = the sandbox's
     # {prefix}/sandbox/tokens. A real processor's tokenization endpoint goes here.
     "SELF_BILLING_CARD_TOKEN_URL": None,

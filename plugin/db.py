@@ -68,7 +68,13 @@ def utcnow() -> datetime:
 def _current_sqlalchemy() -> Any:
     try:
         return current_app.extensions["sqlalchemy"]
-    except KeyError:  # pragma: no cover - init_app always registers one
+    except KeyError:
+        state = current_app.extensions.get("self_billing")
+        if state is not None and state.extras.get("host_db") is not None:
+            raise RuntimeError(
+                "Self-Billing was given your Flask-SQLAlchemy instance (init_app(app, db=db)), but it is not "
+                "initialised on this app yet: call db.init_app(app) during app setup."
+            ) from None
         raise RuntimeError(
             "Self-Billing needs Flask-SQLAlchemy on the app: call SelfBilling.init_app(app) first."
         ) from None

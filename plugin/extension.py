@@ -78,28 +78,39 @@ class SelfBilling:
         app: Flask,
         agent_loader: AgentLoader | None = None,
         base_template: str | None = None,
+        *,
+        db: Any = None,
     ) -> None:
         """Mount the plugin on ``app``.
 
         :param agent_loader: returns the signed-in agent's email (or None); agent
             routes answer 401 without one.
         :param base_template: the host's layout template the My Orders tab extends.
+        :param db: the host's Flask-SQLAlchemy instance, when ``init_app`` runs before the host's
+            ``db.init_app(app)``: the plugin then uses it once the host has initialised it (and
+            creates no instance of its own). Without it, the app's registered instance is used, or
+            the plugin creates one from ``SQLALCHEMY_DATABASE_URI`` (and tunes only that one's engine).
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        prefix = app.config["SELF_BILLING_URL_PREFIX"].rstrip("/")
+        prefix = "/" + app.config["SELF_BILLING_URL_PREFIX"].strip("/")
+        prefix = "" if prefix == "/" else prefix
+        app.config["SELF_BILLING_URL_PREFIX"] = prefix or "/"
 
-        if "sqlalchemy" not in app.extensions:
+        own_db = False
+        if "sqlalchemy" not in app.extensions and db is None:
             from flask_sqlalchemy import SQLAlchemy
 
             if not app.config.get("SQLALCHEMY_DATABASE_URI"):
                 raise RuntimeError(
                     "Self-Billing needs a database: set SQLALCHEMY_DATABASE_URI "
-                    "(e.g. sqlite:///billing.db or postgresql+psycopg://user@host/db)."
+                    "(e.g. sqlite:///billing.db or postgresql+psycopg://user@host/db). If your app has its "
+                    "own Flask-SQLAlchemy and initialises it later, pass it: init_app(app, db=db)."
                 )
             SQLAlchemy(app)
-        with app.app_context():
-            _tune_sqlite(app.extensions["sqlalchemy"].engine)
+            own_db = True
+            with app.app_context():  # the plugin's own engine only: a host's engine is left as it is
+                _tune_sqlite(app.extensions["sqlalchemy"].engine)
 
         state = SelfBillingState(
             gateway=_load_gateway(app.config["SELF_BILLING_GATEWAY"]),
@@ -108,14 +119,19 @@ class SelfBilling:
             base_template=base_template,
         )
         app.extensions["self_billing"] = state
+        state.extras["own_db"] = own_db
+        state.extras["host_db"] = db
 
         from . import models  # noqa: F401  (complete metadata)
         from .blueprints import register_blueprints
         from .cli import cli_group
 
         register_blueprints(app, prefix)
+        from .host_extensions import init_app as init_host_extensions
         from .notifications import init_app as init_notifications
 
+        # The host's own CSRFProtect and Limiter defaults leave the self-protected APIs and healthz alone.
+        init_host_extensions(app)
         init_notifications(app)  # Flask-Mail (unless the host has it) and send-after-commit
         app.cli.add_command(cli_group)
 
@@ -123,6 +139,16 @@ class SelfBilling:
 
         # Fails fast on a helpdesk adapter that cannot be loaded (docs/helpdesk-adapter.md).
         state.extras["helpdesk_adapter"] = load_adapter(app.config["SELF_BILLING_HELPDESK_ADAPTER"])
+
+    @staticmethod
+    def logout_customer() -> None:
+        """End the customer's portal session, server-side too (call it from your own logout view).
+
+        Only the plugin's session keys go; yours are left as they are. Needs a request context.
+        """
+        from .portal.auth import logout
+
+        logout()
 
     def register_agent_desk(
         self, app: Flask, url_prefix: str = "/desk", *, name: str = "agent_desk", login_url: str | None = None

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, Iterable
-from urllib.parse import quote
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -21,6 +19,7 @@ from .db import db, utcnow
 from .ledger.models import Payment, PaymentMethod, Purchase, Settings
 from .ledger.service import get_settings
 from .money import format_amount
+from .urls import payment_url_maker
 from .workflows.context import CUSTOMER, SYSTEM, RequestContext
 from .workflows.engine import accepts
 from .workflows.machines import OPEN_STATES
@@ -121,8 +120,9 @@ class _Probe:
         self.pending_event = None
 
 
-def _invoice_url(prefix: str, payment_id: str) -> str:
-    return f"{prefix}/portal/payments/{quote(payment_id, safe='')}/invoice.pdf"
+def _invoice_urls():
+    """``payment_id -> URL`` of the customer's invoice download (with the app's mount point)."""
+    return payment_url_maker("self_billing_invoices.customer_invoice", "/portal/payments/{id}/invoice.pdf")
 
 
 def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def _purchase_dict(
     cancel_probe = RequestContext(_Probe("cancellation"), purchase, None, settings, now)  # type: ignore[arg-type]
     can_cancel = f"cancellation:{purchase.id}" not in open_slots and accepts(cancel_probe, "submit", actor=CUSTOMER)
 
-    prefix = current_app.extensions["self_billing"].url_prefix
+    invoice_url = _invoice_urls()
     window = timedelta(days=purchase.price_point.refund_window_days)
     payment_dicts = []
     for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
@@ -167,7 +167,7 @@ def _purchase_dict(
             "refundable_until": iso(payment.paid_at + window),
             "period_start": iso(payment.period_start),
             "period_end": iso(payment.period_end),
-            "invoice_url": _invoice_url(prefix, payment.payment_id),
+            "invoice_url": invoice_url(payment.payment_id),
             "actions": {"refund": can_refund, "invoice": True},
         })
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
 from ..errors import InvalidInput, NotFound
 from ..tickets import actions, present, service
 from ..tickets.schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn, ReplyIn
+from ..urls import payment_url_maker
 from .common import MAX_ROW_ID, install_json_errors, parse_body, path_id, read_json
 from .idempotency import install_idempotency
 
@@ -137,8 +138,8 @@ def refund_payment(payment_id: str) -> Any:
 
 def agent_invoice_url(payment_id: str) -> str:
     """Where an agent downloads a payment's invoice (served by the invoices module on this blueprint's prefix)."""
-    prefix = current_app.extensions["self_billing"].url_prefix
-    return f"{prefix}/api/agent/payments/{payment_id}/invoice.pdf"
+    return payment_url_maker("self_billing_invoices_agent.agent_invoice",
+                             "/api/agent/payments/{id}/invoice.pdf")(payment_id)
 
 
 # After the guards above: they authenticate the caller the key belongs to.

@@ -32,9 +32,10 @@ def defaults(app: Flask) -> dict[str, Any]:
         "MAIL_USERNAME": None,
         "MAIL_PASSWORD": None,
         "MAIL_DEFAULT_SENDER": "Acme Helpdesk <billing@example.com>",
-        # Session cookie: not readable by scripts, not sent on cross-site POSTs.
+        # Session cookie: not readable by scripts, not sent on cross-site POSTs, Secure over https.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SELF_BILLING_SESSION_COOKIE_DEFAULTS": True,
         # The merchant on invoices: the demo's is a made-up but complete one.
         "SELF_BILLING_MERCHANT_NAME": "Acme Software Inc.",
         "SELF_BILLING_MERCHANT_ADDRESS": ["500 Market Street, Suite 400", "San Francisco, CA 94105",

@@ -28,4 +28,5 @@ def init_app(app: Flask) -> None:
         Mail(app)
     from .after_commit import install
 
-    install()
+    sqlalchemy = app.extensions.get("sqlalchemy") or app.extensions["self_billing"].extras.get("host_db")
+    install(sqlalchemy.session)

@@ -8,12 +8,16 @@ them through the outbox like the worker does, with its own database session.
 If the mail server is down the rows simply stay queued, with a retry time, for
 the worker or the next ``worker --once``. A rollback forgets the noted rows.
 
-The listeners are on SQLAlchemy's ``Session`` class (so on the host's session
-too); they cost one dict lookup per commit when nothing was noted.
+The listeners are on the app's own Flask-SQLAlchemy session (its ``scoped_session``, as
+Flask-SQLAlchemy's own listeners are), never on SQLAlchemy's ``Session`` class: other
+sessions of the process are not touched. They cost one dict lookup per commit when
+nothing was noted.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
+
 from flask import has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -49,16 +53,8 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
 
 
-def install() -> None:
-    """Listen on every SQLAlchemy session (idempotent)."""
-    if not event.contains(Session, "after_commit", _after_commit):
-        event.listen(Session, "after_commit", _after_commit)
-    if not event.contains(Session, "after_rollback", _after_rollback):
-        event.listen(Session, "after_rollback", _after_rollback)
-
-
-def uninstall() -> None:
-    """Stop listening (tests that want the process as they found it)."""
+def install(sessions: Any) -> None:
+    """Listen on ``sessions``, the app's Flask-SQLAlchemy ``db.session`` (idempotent)."""
     for name, fn in (("after_commit", _after_commit), ("after_rollback", _after_rollback)):
-        if event.contains(Session, name, fn):
-            event.remove(Session, name, fn)
+        if not event.contains(sessions, name, fn):
+            event.listen(sessions, name, fn)

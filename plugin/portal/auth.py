@@ -17,7 +17,7 @@ one) opens nothing afterwards, however often it is replayed.
 
 The session is the host's own Flask session (one cookie for host and plugin):
 logging in or out touches only this key and Flask-WTF's CSRF token, never the
-host's keys. :func:`login_lead` rotates them (old values dropped, new ones
+host's keys (Flask-WTF's CSRF token, shared with the host, is kept). :func:`login_lead` rotates them (old values dropped, new ones
 drawn, and the host's session interface asked to ``regenerate`` when it has
 such a method, as Flask-Session's server-side interfaces do).
 
@@ -42,8 +42,6 @@ from .models import PortalSession
 
 TOKEN_KEY = "self_billing_session"
 SEEN_KEY = "self_billing_seen"
-#: Flask-WTF keeps its raw CSRF token under this session key; a login draws a new one.
-CSRF_KEY = "csrf_token"
 #: Keys of earlier versions (a lead id in the cookie): dropped wherever they are found.
 _OLD_KEYS = ("self_billing_lead_id", "self_billing_nonce")
 _OUR_KEYS = (TOKEN_KEY, SEEN_KEY, *_OLD_KEYS)
@@ -140,9 +138,12 @@ def require_lead() -> Lead:
 
 
 def login_lead(lead: Lead) -> None:
-    """Start a fresh portal session for ``lead``: the old one ended, a new token and CSRF token drawn."""
+    """Start a fresh portal session for ``lead``: the old one ended, a new session token drawn.
+
+    Flask-WTF's CSRF token is the host's as much as ours, so it is kept (the host's forms in other
+    tabs keep working); the session's own token is what a login rotates.
+    """
     _end_current()
-    session.pop(CSRF_KEY, None)
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if callable(regenerate):
         regenerate(session)
@@ -167,10 +168,10 @@ def _end_current() -> None:
 def logout() -> None:
     """End the portal session, server-side too: a copy of the cookie opens nothing afterwards.
 
-    The host's own session keys are left alone.
+    The host's own session keys are left alone, Flask-WTF's CSRF token among them (it is the host's
+    too: forms of the host open in other tabs keep working).
     """
     _end_current()
-    session.pop(CSRF_KEY, None)
 
 
 def prune_sessions(now: datetime) -> int:

@@ -46,7 +46,7 @@ class SecureOverHttpsSessionInterface(SecureCookieSessionInterface):
 
 def apply_session_cookie_defaults(app: Flask) -> None:
     """Safe session-cookie defaults, each only where the host has not chosen a value."""
-    if not app.config.get("SELF_BILLING_SESSION_COOKIE_DEFAULTS", True):
+    if not app.config.get("SELF_BILLING_SESSION_COOKIE_DEFAULTS", False):
         return
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 
 from ..db import db
@@ -43,6 +44,7 @@ from ..ledger.service import get_settings
 from ..money import format_amount
 from ..payments.interface import PayPalManaged
 from ..templating import TEMPLATE_FOLDER
+from ..urls import endpoint_url
 from . import actions
 from .access import check_door
 from .auth import current_lead_id, login_lead, logout, require_lead
@@ -135,6 +137,12 @@ def _error_title(err: BillingError) -> str:
         return "Not offered here"
     return {404: "Not found", 409: "Not possible right now", 402: "Card declined", 503: "Please try again later",
             403: "Not allowed"}.get(err.status, "Something was not right")
+
+
+@bp.errorhandler(CSRFError)
+def _host_csrf_error(_err: CSRFError):
+    """The host's own CSRFProtect refused a portal form (a stale token): our message, in our layout."""
+    return render("message.html", 400, title="Please try again", message=CSRF_MESSAGE, show_home=True)
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -373,7 +381,7 @@ def _token_url() -> str:
     configured = current_app.config.get("SELF_BILLING_CARD_TOKEN_URL")
     if configured:
         return configured
-    return current_app.extensions["self_billing"].url_prefix + "/sandbox/tokens"
+    return endpoint_url("self_billing_sandbox.tokens", "/sandbox/tokens")
 
 
 def _cards_page(lead: Lead, order_id: str, status: int = 200, error: str | None = None):

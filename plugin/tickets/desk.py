@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
 from ..api.common import MAX_ROW_ID
@@ -103,6 +104,12 @@ def _render(template: str, http_status: int = 200, **context: Any) -> Response:
 def _billing_error(err: BillingError) -> Response:
     return _render("self_billing/desk/error.html", err.status, title="Something needs your attention",
                    message=err.message)
+
+
+@bp.errorhandler(CSRFError)
+def _host_csrf_error(_err: CSRFError) -> Response:
+    """The host's own CSRFProtect refused a desk form (a stale token): the desk's message, in its layout."""
+    return _render("self_billing/desk/error.html", 400, title="Please try again", message=CSRF_MESSAGE)
 
 
 # -- the queue -------------------------------------------------------------------------
