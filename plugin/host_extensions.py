@@ -10,13 +10,23 @@ registered at ``init_app``, so it runs before a ``CSRFProtect`` initialised late
 carry Flask-WTF tokens, which the host's check accepts; a stale one on a plugin page gets the
 plugin's own message inside its layout (see the portal's and the desk's ``CSRFError`` handlers).
 
+A host's Flask-Migrate would see the plugin's ``sb_`` tables (they are not on the host's metadata)
+and autogenerate a ``drop_table`` for each: the plugin adds its ``include_name`` filter to
+Flask-Migrate's ``configure_args`` (combined with the host's own filter, if any), which the stock
+``env.py`` passes to Alembic; set up before or after the plugin, it is found when the first app
+context is pushed (every ``flask db`` command runs in one).
+
 A host ``Limiter`` with default limits limits every route of the app, the plugin's health check
 too, which a load balancer polls: ``{prefix}/healthz`` is exempted on every host ``Limiter`` the same
 way (the plugin's own login limits are its own Limiter's and stay).
 """
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, appcontext_pushed
+
+from .schema import host_include_name
 
 #: Blueprints whose routes check their callers themselves (token, header, or no session at all).
 SELF_PROTECTED = ("self_billing_api_admin", "self_billing_api_admin_emails", "self_billing_api_portal",
@@ -53,10 +63,41 @@ def exempt_from_host_extensions(app: Flask) -> bool:
     return True
 
 
+def _leave_our_tables_out_of_host_migrations(app: Flask) -> bool:
+    """Add the plugin's filter to the host's Flask-Migrate; True once done (False: no Flask-Migrate yet)."""
+    migrate = app.extensions.get("migrate")
+    if migrate is None:
+        return False
+    args = migrate.configure_args
+    theirs = args.get("include_name")
+    if getattr(theirs, "self_billing", False):
+        return True
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        return host_include_name(name, type_, parent_names) and (theirs is None or theirs(name, type_, parent_names))
+
+    include_name.self_billing = True  # type: ignore[attr-defined]
+    args["include_name"] = include_name
+    return True
+
+
+def _watch_for_host_migrate(app: Flask) -> None:
+    if _leave_our_tables_out_of_host_migrations(app):
+        return
+
+    def on_context(sender: Flask, **_extra: Any) -> None:
+        if _leave_our_tables_out_of_host_migrations(sender):
+            appcontext_pushed.disconnect(on_context, sender)
+
+    app.extensions["self_billing"].extras["migrate_watch"] = on_context  # blinker keeps weak references
+    appcontext_pushed.connect(on_context, app)
+
+
 def init_app(app: Flask) -> None:
     """Exempt now what the host has already, and once more at the first request for what it set up
     after ``init_app`` (extensions cannot be set up once an app has served a request)."""
     exempt_from_host_extensions(app)
+    _watch_for_host_migrate(app)
     state = app.extensions["self_billing"]
 
     @app.before_request

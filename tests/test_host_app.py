@@ -15,6 +15,7 @@ import pytest
 from flask import Flask, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
@@ -27,6 +28,7 @@ from plugin import SelfBilling
 from tests.conftest import PG_URL, Ledger
 
 flask_login = pytest.importorskip("flask_login", reason="Flask-Login is a test dependency: pip install -e '.[test]'")
+Migrate = pytest.importorskip("flask_migrate", reason="Flask-Migrate is a test dependency: pip install -e '.[test]'").Migrate
 
 SUB = "/support"
 ADMIN = {"Authorization": "Bearer host-admin-token"}
@@ -37,7 +39,7 @@ class NoteForm(FlaskForm):
     text = StringField("Note")
 
 
-def build_host(database_url: str) -> tuple[Flask, Any]:
+def build_host(database_url: str, migrations: str) -> tuple[Flask, Any]:
     app = Flask("helpdesk_host")
     app.jinja_loader = DictLoader({"host/layout.html": (
         "<!doctype html><title>{% block title %}{% endblock %} · Host Helpdesk</title>"
@@ -70,6 +72,7 @@ def build_host(database_url: str) -> tuple[Flask, Any]:
     billing.init_app(app, agent_loader=current_agent, base_template="host/layout.html", db=db)  # before the host's own db.init_app
     db.init_app(app)
     login_manager.init_app(app)
+    Migrate(app, db, directory=migrations)  # after the plugin: it finds it anyway
     CSRFProtect(app)
     Limiter(get_remote_address, app=app, default_limits=["200 per minute", "5 per second"],
             storage_uri="memory://")
@@ -100,8 +103,8 @@ def build_host(database_url: str) -> tuple[Flask, Any]:
 
 
 @pytest.fixture
-def host(database_url):
-    app, db = build_host(database_url)
+def host(database_url, tmp_path):
+    app, db = build_host(database_url, str(tmp_path / "host-migrations"))
     yield app
     with app.app_context():
         db.session.remove()
@@ -198,3 +201,16 @@ def test_the_hosts_engine_session_and_cookie_are_left_as_they_were(host):
         with sa.engine.connect() as connection:
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 0
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "delete"
+
+
+def test_the_hosts_flask_migrate_autogenerate_proposes_nothing_about_our_tables(host, tmp_path):
+    runner = host.test_cli_runner()
+    assert runner.invoke(args=["db", "init"]).exit_code == 0
+    with host.app_context():
+        host.extensions["sqlalchemy"].drop_all()  # the host's own table is new to its migrations
+    result = runner.invoke(args=["db", "migrate", "-m", "host notes"])
+    assert result.exit_code == 0, result.output
+    [revision] = (tmp_path / "host-migrations" / "versions").glob("*.py")
+    script = revision.read_text()
+    assert "host_notes" in script  # the host's own change is there
+    assert "sb_" not in script, script  # and none about the plugin's tables
