@@ -214,3 +214,24 @@ def test_the_hosts_flask_migrate_autogenerate_proposes_nothing_about_our_tables(
     script = revision.read_text()
     assert "host_notes" in script  # the host's own change is there
     assert "sb_" not in script, script  # and none about the plugin's tables
+
+
+def _bare_host(database_url: str, base_template: str | None) -> tuple[Flask, SelfBilling]:
+    app = Flask("bare_host")
+    app.jinja_loader = DictLoader({"layout.html": "{% block content %}{% endblock %}"})
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=database_url, MAIL_SUPPRESS_SEND=True)
+    billing = SelfBilling(app, base_template=base_template)
+    return app, billing
+
+
+def test_mounting_the_tab_fails_at_once_with_a_missing_layout_or_a_taken_address(database_url):
+    app, billing = _bare_host(database_url, "no/such/layout.html")
+    with pytest.raises(RuntimeError, match="'no/such/layout.html' is not among your app's templates"):
+        billing.register_my_orders_tab(app, "/help/my-orders")
+
+    app, billing = _bare_host(database_url, "layout.html")
+    app.add_url_rule("/help/my-orders/", "my_own_orders", lambda: "mine")
+    with pytest.raises(RuntimeError, match=r"already has a route at /help/my-orders/ \(my_own_orders\)"):
+        billing.register_my_orders_tab(app, "/help/my-orders")
+    billing.register_my_orders_tab(app, "/account/orders")  # elsewhere it mounts
+    assert any(rule.rule == "/account/orders/" for rule in app.url_map.iter_rules())

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
+from jinja2 import TemplateNotFound
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
@@ -80,7 +81,22 @@ def register_my_orders_tab(app: Flask, url_prefix: str, name: str = "self_billin
             "The My Orders tab renders inside the host's layout: pass base_template='your/layout.html' "
             "to SelfBilling.init_app."
         )
-    app.register_blueprint(bp, url_prefix=url_prefix.rstrip("/"), name=name, **{MODE_OPTION: "helpdesk"})
+    try:
+        app.jinja_env.get_template(state.base_template)
+    except TemplateNotFound:
+        raise RuntimeError(
+            f"base_template={state.base_template!r} is not among your app's templates, so the My Orders tab "
+            "could not render: give the name your own pages extend (e.g. 'layout.html')."
+        ) from None
+    prefix = url_prefix.rstrip("/")
+    taken = [rule for rule in app.url_map.iter_rules() if rule.rule in (prefix or "/", prefix + "/")]
+    if taken:
+        raise RuntimeError(
+            f"Your app already has a route at {taken[0].rule} ({taken[0].endpoint}), where the My Orders tab "
+            "would go; yours would win and the tab would never show. Remove that route, or mount the tab "
+            "elsewhere: register_my_orders_tab(app, '/another/path')."
+        )
+    app.register_blueprint(bp, url_prefix=prefix, name=name, **{MODE_OPTION: "helpdesk"})
 
 
 def _door() -> str:
