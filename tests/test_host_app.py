@@ -203,7 +203,12 @@ def test_the_hosts_engine_session_and_cookie_are_left_as_they_were(host):
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "delete"
 
 
-def test_the_hosts_flask_migrate_autogenerate_proposes_nothing_about_our_tables(host, tmp_path):
+def test_the_hosts_flask_migrate_autogenerate_proposes_nothing_about_our_tables(host, tmp_path, monkeypatch):
+    import logging.config
+
+    # The generated env.py calls logging.config.fileConfig(alembic.ini), which disables every logger
+    # that exists (the plugin's too) for the rest of the test run: keep the process's logging as it is.
+    monkeypatch.setattr(logging.config, "fileConfig", lambda *args, **kwargs: None)
     runner = host.test_cli_runner()
     assert runner.invoke(args=["db", "init"]).exit_code == 0
     with host.app_context():
