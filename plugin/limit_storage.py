@@ -78,7 +78,13 @@ class DatabaseStorage(Storage):
     def _upsert(self, engine: Engine) -> Any:
         return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(RateLimitCounter)
 
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+    def incr(self, key: str, expiry: float, amount: int = 1, *, elastic_expiry: bool = False) -> int:
+        """Add ``amount`` to the counter; its window ends ``expiry`` seconds after the first hit.
+
+        ``limits`` 5 calls ``incr(key, expiry, amount=...)``; ``limits`` up to 4 call
+        ``incr(key, expiry, elastic_expiry=..., amount=...)``, where ``elastic_expiry=True`` (the
+        fixed-window-elastic-expiry strategy) moves the window's end on every hit.
+        """
         engine = self._engine()
         now = _now_ms()
         ends = now + int(expiry * 1000)
@@ -88,7 +94,7 @@ class DatabaseStorage(Storage):
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.key],
             set_={"count": case((expired, amount), else_=table.c.count + amount),
-                  "expires_at_ms": case((expired, ends), else_=table.c.expires_at_ms)},
+                  "expires_at_ms": ends if elastic_expiry else case((expired, ends), else_=table.c.expires_at_ms)},
         ).returning(table.c.count)
         with engine.begin() as connection:
             return int(connection.execute(statement).scalar_one())

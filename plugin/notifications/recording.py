@@ -23,8 +23,9 @@ def record_messages() -> Iterator[list[Message]]:
     """Collect every ``flask_mail.Message`` dispatched while the block runs (any app, any thread)."""
     sent: list[Message] = []
 
-    def record(_app: Any, message: Message, **_kwargs: Any) -> None:
-        sent.append(message)
+    def record(sender: Any, message: Message | None = None, **_kwargs: Any) -> None:
+        # Flask-Mail 0.10 sends (app, message=message); 0.9 sends (message, app=app).
+        sent.append(message if message is not None else sender)
 
     with email_dispatched.connected_to(record):
         yield sent
