@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from flask import Flask
-from sqlalchemy import event
 
 from .config import DEFAULTS
 from .payments.interface import PaymentGateway
@@ -47,22 +46,6 @@ def _load_gateway(spec: str | PaymentGateway) -> PaymentGateway:
     return factory()
 
 
-def _tune_sqlite(engine: Any) -> None:
-    """WAL, a busy timeout and foreign keys on SQLite, so concurrent writers wait instead of failing."""
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-
 class SelfBilling:
     """The Self-Billing extension.
 
@@ -87,30 +70,15 @@ class SelfBilling:
             routes answer 401 without one.
         :param base_template: the host's layout template the My Orders tab extends.
         :param db: the host's Flask-SQLAlchemy instance, when ``init_app`` runs before the host's
-            ``db.init_app(app)``: the plugin then uses it once the host has initialised it (and
-            creates no instance of its own). Without it, the app's registered instance is used, or
-            the plugin creates one from ``SQLALCHEMY_DATABASE_URI`` (and tunes only that one's engine).
+            ``db.init_app(app)``. Without it, the app's instance is used whichever of the two
+            ``init_app`` calls comes first; with none by the app's first app context, the plugin
+            creates its own from ``SQLALCHEMY_DATABASE_URI`` (see :mod:`plugin.database_binding`).
         """
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         prefix = "/" + app.config["SELF_BILLING_URL_PREFIX"].strip("/")
         prefix = "" if prefix == "/" else prefix
         app.config["SELF_BILLING_URL_PREFIX"] = prefix or "/"
-
-        own_db = False
-        if "sqlalchemy" not in app.extensions and db is None:
-            from flask_sqlalchemy import SQLAlchemy
-
-            if not app.config.get("SQLALCHEMY_DATABASE_URI"):
-                raise RuntimeError(
-                    "Self-Billing needs a database: set SQLALCHEMY_DATABASE_URI "
-                    "(e.g. sqlite:///billing.db or postgresql+psycopg://user@host/db). If your app has its "
-                    "own Flask-SQLAlchemy and initialises it later, pass it: init_app(app, db=db)."
-                )
-            SQLAlchemy(app)
-            own_db = True
-            with app.app_context():  # the plugin's own engine only: a host's engine is left as it is
-                _tune_sqlite(app.extensions["sqlalchemy"].engine)
 
         state = SelfBillingState(
             gateway=_load_gateway(app.config["SELF_BILLING_GATEWAY"]),
@@ -119,8 +87,6 @@ class SelfBilling:
             base_template=base_template,
         )
         app.extensions["self_billing"] = state
-        state.extras["own_db"] = own_db
-        state.extras["host_db"] = db
 
         from . import models  # noqa: F401  (complete metadata)
         from .blueprints import register_blueprints
@@ -132,7 +98,12 @@ class SelfBilling:
 
         # The host's own CSRFProtect and Limiter defaults leave the self-protected APIs and healthz alone.
         init_host_extensions(app)
-        init_notifications(app)  # Flask-Mail (unless the host has it) and send-after-commit
+        init_notifications(app)  # Flask-Mail, unless the host has it
+        from .database_binding import bind
+        from .notifications.after_commit import install as install_send_after_commit
+
+        # The host's Flask-SQLAlchemy whatever the order it is initialised in, else the plugin's own.
+        bind(app, db, state.extras, lambda sqlalchemy: install_send_after_commit(sqlalchemy.session))
         app.cli.add_command(cli_group)
 
         from .tickets.adapter import load_adapter

@@ -240,3 +240,71 @@ def test_mounting_the_tab_fails_at_once_with_a_missing_layout_or_a_taken_address
         billing.register_my_orders_tab(app, "/help/my-orders")
     billing.register_my_orders_tab(app, "/account/orders")  # elsewhere it mounts
     assert any(rule.rule == "/account/orders/" for rule in app.url_map.iter_rules())
+
+
+def test_the_hosts_own_database_is_found_when_it_is_initialised_after_the_plugin(database_url):
+    from plugin.notifications import after_commit
+
+    app = Flask("late_db_host")
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=database_url, MAIL_SUPPRESS_SEND=True,
+                      SELF_BILLING_ADMIN_TOKEN="host-admin-token")
+    SelfBilling(app)  # no db= given, and the host's instance does not exist yet
+    db = SQLAlchemy()
+    db.init_app(app)  # worked: the plugin created no instance of its own
+    assert app.extensions["sqlalchemy"] is db
+    with app.app_context():
+        assert app.extensions["self_billing"].extras["own_db"] is False
+        assert event_contains(db.session, "after_commit", after_commit._after_commit)
+        from plugin.schema import init_db
+
+        if not PG_URL:
+            init_db()
+            with db.engine.connect() as connection:  # the host's engine, untuned
+                assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 0
+    client = app.test_client()
+    assert client.get("/billing/api/admin/settings", headers=ADMIN).status_code == 200
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_without_a_host_database_the_plugin_creates_and_tunes_its_own(database_url):
+    app = Flask("no_db_host")
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=database_url, MAIL_SUPPRESS_SEND=True)
+    SelfBilling(app)
+    assert "sqlalchemy" not in app.extensions  # nothing yet: the host may still register its own
+    with app.app_context():
+        sa = app.extensions["sqlalchemy"]
+        assert app.extensions["self_billing"].extras["own_db"] is True
+        if not PG_URL:
+            with sa.engine.connect() as connection:
+                assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        sa.engine.dispose()
+    with pytest.raises(RuntimeError, match="needs a database: set SQLALCHEMY_DATABASE_URI"):
+        SelfBilling(Flask("nothing"))
+
+
+def event_contains(target: Any, name: str, fn: Any) -> bool:
+    from sqlalchemy import event
+
+    return event.contains(target, name, fn)
+
+
+def test_a_host_layout_that_prints_a_title_variable_gets_the_pages_title(database_url):
+    app = Flask("title_host")
+    app.jinja_loader = DictLoader({"layout.html": "<title>{{ title }} | Host</title>{% block content %}{% endblock %}"})
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=database_url, MAIL_SUPPRESS_SEND=True)
+    billing = SelfBilling(app, base_template="layout.html")
+    billing.register_my_orders_tab(app, "/help/my-orders")
+    with app.app_context():
+        from plugin.schema import init_db
+
+        if not PG_URL:
+            init_db()
+    ledger = Ledger(app)
+    ledger.settings(enabled=True, portal="both")
+    page = app.test_client().get("/help/my-orders/")  # not logged in: the login form
+    assert page.status_code == 200
+    assert "<title>My Orders – log in | Host</title>" in page.get_data(as_text=True)
+    with app.app_context():
+        app.extensions["sqlalchemy"].engine.dispose()

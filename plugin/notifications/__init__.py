@@ -21,12 +21,12 @@ __all__ = ["KINDS", "enqueue", "failed_emails", "init_app", "queued_count", "rec
 
 
 def init_app(app: Flask) -> None:
-    """Set up Flask-Mail on ``app`` (unless the host already did) and the send-after-commit hook."""
+    """Set up Flask-Mail on ``app``, unless the host already did.
+
+    The send-after-commit hook (:mod:`.after_commit`) goes on the app's session once the
+    plugin knows which Flask-SQLAlchemy instance that is (:mod:`plugin.database_binding`).
+    """
     if "mail" not in app.extensions:
         from flask_mail import Mail
 
         Mail(app)
-    from .after_commit import install
-
-    sqlalchemy = app.extensions.get("sqlalchemy") or app.extensions["self_billing"].extras.get("host_db")
-    install(sqlalchemy.session)

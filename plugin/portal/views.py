@@ -114,9 +114,25 @@ def _url(endpoint: str, **values: Any) -> str:
     return url_for(f"{request.blueprint}.{endpoint}", **values)
 
 
+#: Each page's title: the pages fill the layout's ``title`` block with it, and a host layout that
+#: prints ``{{ title }}`` instead gets it as a variable.
+PAGE_TITLES = {
+    "address.html": "Update billing address",
+    "card_new.html": "Add card",
+    "cards.html": "Update credit card",
+    "login.html": "My Orders – log in",
+    "login_link.html": "My Orders – log in with your link",
+    "login_link_request.html": "My Orders – email me a login link",
+    "orders.html": "My Orders",
+}
+
+
 def render(template: str, status: int = 200, **context: Any):
     """Render a portal page in the layout of the door it came through."""
     context.setdefault("lead", None)
+    if template == "confirm.html":
+        context.setdefault("title", "Cancel subscription" if context.get("kind") == "cancel" else "Request refund")
+    context.setdefault("title", PAGE_TITLES.get(template, "My Orders"))
     body = render_template(
         f"self_billing/portal/{template}",
         sb_layout=_layout(),
