@@ -14,7 +14,6 @@ after it. Keys are stored as SHA-256 of caller and key; ``tick`` deletes expired
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, UTCDateTime, db, utcnow
 from ..errors import BillingError, Conflict
+from ..tokens import digest_parts
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -61,14 +61,6 @@ def _lifetime() -> timedelta:
     return timedelta(hours=float(current_app.config["SELF_BILLING_IDEMPOTENCY_HOURS"]))
 
 
-def _sha(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
-
-
 def _claim(key_hash: str, fingerprint: str) -> IdempotencyRecord | None:
     """Claim the key for this request; the earlier record when it was claimed before (None: ours now)."""
     engine = db.engine
@@ -101,8 +93,8 @@ def _before(principal: Callable[[], str]) -> Response | None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise BillingError(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters "
                            "(a UUID is a good choice).", code="invalid_idempotency_key", status=400)
-    key_hash = _sha(principal().encode(), key.encode())
-    fingerprint = _sha(request.method.encode(), request.path.encode(), request.get_data(cache=True))
+    key_hash = digest_parts(principal().encode(), key.encode())
+    fingerprint = digest_parts(request.method.encode(), request.path.encode(), request.get_data(cache=True))
     earlier = _claim(key_hash, fingerprint)
     if earlier is None:
         setattr(g, _CLAIM, key_hash)

@@ -27,8 +27,6 @@ form) inside the JSON APIs, and redirects to the portal's login page elsewhere.
 """
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from datetime import datetime, timedelta
 
@@ -38,6 +36,8 @@ from sqlalchemy import delete, or_, update
 from ..db import db, utcnow
 from ..errors import NotLoggedIn
 from ..ledger.models import Lead
+from ..tokens import digest, new_token
+from .access import door_open
 from .models import PortalSession
 
 TOKEN_KEY = "self_billing_session"
@@ -51,10 +51,6 @@ _TOUCH_EVERY = 30
 _CHECKED = "_self_billing_lead_id"
 
 NOT_LOGGED_IN_MESSAGE = "You are not logged in, or your session has ended. Log in with your Order ID and email."
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _lifetime() -> timedelta:
@@ -71,7 +67,7 @@ def _forget() -> None:
 
 
 def _lead_of(token: str) -> int | None:
-    row = db.session.get(PortalSession, _hash(token))
+    row = db.session.get(PortalSession, digest(token))
     if row is None or row.ended_at is not None or utcnow() - row.created_at > _lifetime():
         return None
     return row.lead_id
@@ -105,8 +101,6 @@ def portal_blueprint() -> str | None:
     tabs: dict[str, str] = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
     if request.blueprint in tabs:
         return request.blueprint
-    from .access import door_open
-
     return next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))
 
 
@@ -147,8 +141,8 @@ def login_lead(lead: Lead) -> None:
     regenerate = getattr(current_app.session_interface, "regenerate", None)
     if callable(regenerate):
         regenerate(session)
-    token = secrets.token_urlsafe(32)
-    db.session.add(PortalSession(token_hash=_hash(token), lead_id=lead.id, created_at=utcnow()))
+    token = new_token()
+    db.session.add(PortalSession(token_hash=digest(token), lead_id=lead.id, created_at=utcnow()))
     db.session.commit()
     session[TOKEN_KEY] = token
     session[SEEN_KEY] = int(time.time())
@@ -158,7 +152,7 @@ def login_lead(lead: Lead) -> None:
 def _end_current() -> None:
     token = session.get(TOKEN_KEY)
     if isinstance(token, str) and token:
-        db.session.execute(update(PortalSession).where(PortalSession.token_hash == _hash(token),
+        db.session.execute(update(PortalSession).where(PortalSession.token_hash == digest(token),
                                                        PortalSession.ended_at.is_(None)).values(ended_at=utcnow()))
         db.session.commit()
     _forget()

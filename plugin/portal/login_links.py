@@ -13,8 +13,6 @@ Links are kept by the SHA-256 of their token (the table alone opens nothing); us
 """
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -25,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import Base, UTCDateTime, db, utcnow
 from ..ledger.models import Lead, Purchase
 from ..notifications import enqueue
+from ..tokens import digest, new_token
 
 #: What every "send me a link" answer says, matching pair or not.
 LINK_SENT_MESSAGE = ("If that Order ID and email address belong to the same purchase, we have emailed a login "
@@ -47,10 +46,6 @@ class LoginLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def link_minutes() -> int:
     return max(1, int(current_app.config["SELF_BILLING_LOGIN_LINK_MINUTES"]))
 
@@ -70,10 +65,10 @@ def send_login_link(order_id: str, email: str, link_for: Callable[[str], str]) -
     ).scalar_one_or_none()
     if purchase is None:
         return
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     now = utcnow()
     minutes = link_minutes()
-    db.session.add(LoginLink(token_hash=_hash(token), lead_id=purchase.lead_id, purchase_id=purchase.id,
+    db.session.add(LoginLink(token_hash=digest(token), lead_id=purchase.lead_id, purchase_id=purchase.id,
                              created_at=now, expires_at=now + timedelta(minutes=minutes)))
     enqueue("login_link", purchase, extra={"link": link_for(token), "minutes": minutes})
     db.session.commit()
@@ -84,7 +79,7 @@ def use_login_link(token: str) -> Lead | None:
     if not token or len(token) > 100:
         return None
     now = utcnow()
-    token_hash = _hash(token)
+    token_hash = digest(token)
     used = db.session.execute(
         update(LoginLink).where(LoginLink.token_hash == token_hash, LoginLink.used_at.is_(None),
                                 LoginLink.expires_at > now).values(used_at=now)
