@@ -5,6 +5,8 @@ import importlib
 
 from flask import Flask
 
+from .api.common import refuse_nul_characters
+
 #: (module holding ``bp``, path under the prefix)
 BLUEPRINTS: tuple[tuple[str, str], ...] = (
     ("plugin.health", ""),
@@ -24,6 +26,4 @@ def register_blueprints(app: Flask, prefix: str) -> None:
     for module_name, path in BLUEPRINTS:
         module = importlib.import_module(module_name)
         app.register_blueprint(module.bp, url_prefix=prefix + path)
-    from .api.common import refuse_nul_characters
-
     app.before_request(refuse_nul_characters)  # for every plugin view, wherever it is mounted

@@ -6,6 +6,8 @@ from sqlalchemy import text
 
 from .api.common import install_json_errors
 from .db import db
+from .invoices.render import find_wkhtmltopdf
+from .notifications.outbox import queued_count
 
 bp = Blueprint("self_billing_health", __name__)
 install_json_errors(bp)  # e.g. a NUL character in the query (plugin.api.common.refuse_nul_characters)
@@ -13,16 +15,11 @@ install_json_errors(bp)  # e.g. a NUL character in the query (plugin.api.common.
 
 def pdf_available() -> bool:
     """True when the wkhtmltopdf binary can be found (the same lookup invoices use)."""
-    from .invoices.render import find_wkhtmltopdf
-
     return find_wkhtmltopdf() is not None
 
 
 def mail_queue_length() -> int:
-    try:
-        from .notifications.outbox import queued_count
-    except ImportError:
-        return 0
+    """Emails waiting in the outbox."""
     return queued_count()
 
 

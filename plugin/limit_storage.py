@@ -10,7 +10,6 @@ all counted. It serves Flask-Limiter's default fixed-window strategy; ``tick`` d
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, Callable
 
@@ -21,7 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Base
+from .db import Base, db
+from .tokens import digest
 
 SCHEME = "self-billing-db"
 
@@ -46,13 +46,11 @@ def _column_key(key: str) -> str:
     characters), its start and SHA-256."""
     if len(key) <= 255:
         return key
-    return f"{key[:190]}#{hashlib.sha256(key.encode()).hexdigest()}"
+    return f"{key[:190]}#{digest(key)}"
 
 
 def storage_settings(app: Any) -> tuple[str, dict[str, Any]]:
     """``(storage_uri, storage_options)`` for a Flask-Limiter of the plugin on ``app``."""
-    from .db import db
-
     uri = app.config.get("SELF_BILLING_RATELIMIT_STORAGE_URI") or f"{SCHEME}://"
     if uri.startswith(f"{SCHEME}://"):
         return uri, {"engine": lambda: db.engine}
@@ -132,7 +130,10 @@ class DatabaseStorage(Storage):
             connection.execute(delete(RateLimitCounter).where(RateLimitCounter.key == _column_key(key)))
 
 
-def prune_counters(engine: Engine) -> int:
-    """Delete counters whose window has ended; how many."""
-    with engine.begin() as connection:
+def prune_counters(engine: Engine | None = None) -> int:
+    """Delete counters whose window has ended (by the clock, which their windows are set by); how many.
+
+    ``engine`` defaults to the app's (``db.engine``).
+    """
+    with (engine or db.engine).begin() as connection:
         return connection.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at_ms <= _now_ms())).rowcount

@@ -14,6 +14,8 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from ..api.common import install_json_errors
 from ..errors import NotLoggedIn
+from ..portal.access import check_door
+from ..portal.auth import NOT_LOGGED_IN_MESSAGE, current_lead_id, require_lead
 from ..templating import TEMPLATE_FOLDER
 from . import service
 from .render import RenderError
@@ -57,9 +59,6 @@ def _is_page_navigation() -> bool:
 
 @bp.get("/payments/<payment_id>/invoice.pdf")
 def customer_invoice(payment_id: str) -> Response:
-    from ..portal.access import check_door
-    from ..portal.auth import NOT_LOGGED_IN_MESSAGE, current_lead_id, require_lead
-
     check_door("api")  # self-service billing switched off: customers' invoices with it (403)
     lead_id = current_lead_id()
     if lead_id is None:

@@ -106,8 +106,6 @@ def country(code: str | None) -> str:
     """An ISO 3166 code as the country's name in the configured locale."""
     if not code:
         return ""
-    from babel import Locale
-
     return Locale.parse(_locale()).territories.get(code.upper(), code)
 
 
