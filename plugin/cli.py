@@ -1,19 +1,42 @@
-"""The ``self-billing`` command group: ``flask --app <host> self-billing ...``."""
+"""The ``self-billing`` command group: ``flask --app <host> self-billing ...``.
+
+Every host gets these: the schema, the worker and the scheduler. Demo data is the demo app's own
+(``flask --app plugin.demo helpdesk seed``, :mod:`plugin.demo.seed`), never a host's command.
+"""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
+from typing import Callable
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
-cli_group = AppGroup("self-billing", help="Self-Billing: schema, demo data, worker and scheduler.")
+from .api.idempotency import prune_idempotency_keys
+from .limit_storage import prune_counters
+from .notifications.worker import MailNotConfigured, run_worker
+from .portal.auth import prune_sessions
+from .portal.login_links import prune_login_links
+from .schema import SchemaError, init_db
+from .workflows.tick import run_tick
+
+cli_group = AppGroup("self-billing", help="Self-Billing: schema, worker and scheduler.")
+
+#: What ``tick`` deletes once it can no longer be used, in this order: (what it is, the function
+#: that deletes it as of ``now`` and says how many). A new table of short-lived rows adds its row here.
+PRUNED: tuple[tuple[str, Callable[[datetime], int]], ...] = (
+    ("ended or expired portal session(s)", prune_sessions),
+    # Counter windows are set by the clock, not by --now: they end when they end.
+    ("expired login-limit counter(s)", lambda now: prune_counters()),
+    ("used or expired login link(s)", prune_login_links),
+    ("expired idempotency key(s)", prune_idempotency_keys),
+)
 
 
 @cli_group.command("init-db")
 def init_db_command() -> None:
     """Create or upgrade the schema (safe to run twice)."""
-    from .schema import SchemaError, init_db
-
     try:
         message = init_db()
     except SchemaError as error:
@@ -21,25 +44,12 @@ def init_db_command() -> None:
     click.echo(message)
 
 
-@cli_group.command("seed-demo")
-def seed_demo_command() -> None:
-    """Load a small realistic data set and print order IDs and emails to log in with."""
-    from .demo.seed import seed_demo
-
-    for line in seed_demo():
-        click.echo(line)
-
-
 @cli_group.command("worker")
 @click.option("--once", is_flag=True, help="Drain what is due now, then exit.")
 def worker_command(once: bool) -> None:
     """Send queued email and run queued jobs."""
-    from .notifications.worker import MailNotConfigured, run_worker
-
     if not once:
         _show_worker_log()
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         report = run_worker(once=once)
     except MailNotConfigured as exc:
@@ -55,8 +65,6 @@ def worker_command(once: bool) -> None:
 
 def _show_worker_log() -> None:
     """In loop mode, print the worker's log lines (sent, retried, failed) unless logging is set up."""
-    import logging
-
     logger = logging.getLogger("plugin.notifications")
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
@@ -81,17 +89,8 @@ def _parse_now(value: str | None) -> datetime:
 @click.option("--now", "now_text", default=None, help="ISO 8601 time to act as if it were now.")
 def tick_command(now_text: str | None) -> None:
     """Apply what is due at that time: delayed cancellations, sandbox renewals, ended sessions."""
-    from .db import db
-    from .limit_storage import prune_counters
-    from .api.idempotency import prune_idempotency_keys
-    from .portal.auth import prune_sessions
-    from .portal.login_links import prune_login_links
-    from .workflows.tick import run_tick
-
     now = _parse_now(now_text)
     for line in run_tick(now):
         click.echo(line)
-    click.echo(f"Deleted {prune_sessions(now)} ended or expired portal session(s).")
-    click.echo(f"Deleted {prune_counters(db.engine)} expired login-limit counter(s).")
-    click.echo(f"Deleted {prune_login_links(now)} used or expired login link(s).")
-    click.echo(f"Deleted {prune_idempotency_keys(now)} expired idempotency key(s).")
+    for what, prune in PRUNED:
+        click.echo(f"Deleted {prune(now)} {what}.")

@@ -1,4 +1,5 @@
-"""``seed-demo``: a consistent demo data set, loaded twice without change, with logins that work."""
+"""``flask --app plugin.demo helpdesk seed``: a consistent demo data set, loaded twice without change, with
+logins that work; the demo app's command only, and never into a database that holds a real shop's orders."""
 from __future__ import annotations
 
 import pytest
@@ -10,6 +11,8 @@ from plugin.demo.seed import ORDERS
 from plugin.demo.settings import DEMO_AGENT_EMAIL, DEMO_AGENT_PASSWORD
 from plugin.ledger.models import Payment, Purchase, Refund
 from plugin.ledger.periods import add_interval
+from plugin.ledger.service import get_settings
+from tests.conftest import Ledger
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def demo(database_url, tmp_path):
 
 
 def seed(app) -> str:
-    result = app.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
+    result = app.test_cli_runner().invoke(args=["helpdesk", "seed"])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -126,3 +129,44 @@ def test_printed_logins_work_in_the_portal(demo):
         purchases = client.get("/billing/api/portal/purchases").get_json()["purchases"]
         assert order.order_id in {p["order_id"] for p in purchases}
         client.post("/billing/api/portal/logout", headers={"X-CSRFToken": answer.get_json()["csrf_token"]})
+
+
+
+def test_a_host_has_no_seeding_command(make_app, demo):
+    """Demo data is the demo app's command: a host's ``flask self-billing`` has none (it would switch a real
+    shop to automatic refunds)."""
+    for app in (make_app(), demo):
+        group = app.cli.commands["self-billing"]
+        assert {"init-db", "worker", "tick"} <= set(group.commands)
+        assert [name for name in group.commands if "seed" in name or "demo" in name] == []
+        result = app.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
+        assert result.exit_code == 2 and "No such command 'seed-demo'" in result.output
+    assert "seed" in demo.cli.commands["helpdesk"].commands
+
+
+def test_seeding_refuses_a_database_with_a_real_shops_orders(demo):
+    shop = Ledger(demo)
+    shop.settings(enabled=True, cancellation={"mode": "request"}, refunds={"mode": "request"})
+    shop.price("pro-monthly")
+    shop.order("ORD-7001", email="real@example.com")
+    before = row_counts(demo)
+
+    result = demo.test_cli_runner().invoke(args=["helpdesk", "seed"])
+
+    assert result.exit_code == 3, result.output
+    output = " ".join(result.output.split())
+    assert "Not seeding" in output and "holds 1 order that is not the demo's (ORD-7001)" in output, output
+    assert "empty database" in output and "flask --app plugin.demo helpdesk seed" in output, output
+    assert row_counts(demo) == before
+    with demo.app_context():
+        session = demo.extensions["sqlalchemy"].session
+        assert session.execute(select(Purchase.order_id)).scalars().all() == ["ORD-7001"]
+        settings = get_settings()
+        assert (settings.refund_mode, settings.cancellation_mode) == ("request", "request")
+
+
+def test_a_real_order_among_the_demos_still_stops_a_second_seeding(demo):
+    seed(demo)
+    Ledger(demo).order("ORD-7002", email="real@example.com", price_point="pro-monthly")
+    result = demo.test_cli_runner().invoke(args=["helpdesk", "seed"])
+    assert result.exit_code == 3 and "(ORD-7002)" in result.output, result.output

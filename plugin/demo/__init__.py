@@ -19,7 +19,7 @@ from flask import Flask, redirect, url_for
 
 from plugin import SelfBilling
 
-from . import settings
+from . import agents, desk, help_center, seed, serve, settings
 
 #: The layout every page of the help center and the desk extends; the plugin's pages extend it too.
 LAYOUT = "helpdesk/layout.html"
@@ -42,14 +42,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, instance_path: s
         app.config.from_mapping(test_config)
     settings.finish(app)
 
-    from . import agents, desk, help_center, serve
-
     self_billing.init_app(app, agent_loader=agents.load_agent, base_template=LAYOUT)
     # The customer portal as this help center's My Orders tab, inside LAYOUT.
     self_billing.register_my_orders_tab(app, "/help/my-orders")
     app.register_blueprint(help_center.bp, url_prefix="/help")
     desk.init_app(app, self_billing)
     agents.helpdesk_cli.add_command(serve.serve_command)
+    agents.helpdesk_cli.add_command(seed.seed_command)  # demo data: this app's command, no host's
     app.cli.add_command(agents.helpdesk_cli)
     app.after_request(settings.security_headers)
 

@@ -1,4 +1,8 @@
-"""``flask self-billing seed-demo``: a small, realistic data set to try the portal and the desk with.
+"""``flask --app plugin.demo helpdesk seed``: a small, realistic data set to try the portal and the desk with.
+
+It is the demo app's command, not a host's: it switches the merchant's settings to automatic
+cancellations and refunds. It refuses a database that holds any order that is not one of the
+demo's own (:class:`NotADemoDatabase`), so pointed at a real shop by mistake it changes nothing.
 
 Everything goes through the plugin's public Python APIs (``plugin.ledger.service``
 for settings, price points, orders and payments; ``plugin.workflows.service``
@@ -19,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from ..db import db, utcnow
@@ -27,6 +33,7 @@ from ..ledger import service
 from ..ledger.models import Lead, Payment, Purchase
 from ..ledger.schemas import OrderIn, PaymentIn, PricePointIn, SettingsIn
 from ..money import format_amount, format_money
+from ..workflows.service import agent_cancel, agent_refund
 from .settings import DEMO_AGENT_EMAIL, DEMO_AGENT_PASSWORD, DEMO_AGENTS
 
 #: The agent recorded on the demo's cancellations and refunds.
@@ -121,6 +128,36 @@ ORDERS: tuple[DemoOrder, ...] = (
 )
 
 
+DEMO_ORDER_IDS = frozenset(order.order_id for order in ORDERS)
+#: How many of the orders found are named in the refusal.
+_NAMED = 3
+
+
+class NotADemoDatabase(Exception):
+    """The database holds orders that are not the demo's: seeding would change a real shop."""
+
+
+def refuse_a_real_shop() -> None:
+    """Raise :class:`NotADemoDatabase` when any order in the database is not one of :data:`ORDERS`."""
+    others = Purchase.order_id.not_in(DEMO_ORDER_IDS)
+    count = db.session.execute(select(func.count(Purchase.id)).where(others)).scalar_one()
+    if not count:
+        return
+    named = db.session.execute(
+        select(Purchase.order_id).where(others).order_by(Purchase.id).limit(_NAMED)
+    ).scalars().all()
+    examples = ", ".join(named) + (", ..." if count > len(named) else "")
+    where = db.engine.url.render_as_string(hide_password=True)
+    raise NotADemoDatabase(
+        f"Not seeding: the database {where} already holds {count} order{'s' if count != 1 else ''} "
+        f"that {'are' if count != 1 else 'is'} not the demo's ({examples}). The demo data would switch "
+        "this shop to automatic cancellations and refunds and add demo customers beside its own; nothing "
+        "was changed. To try the demo, give it an empty database of its own: set "
+        "FLASK_SQLALCHEMY_DATABASE_URI (or leave it unset for the demo's SQLite file), run "
+        "`flask --app plugin.demo self-billing init-db`, then `flask --app plugin.demo helpdesk seed`."
+    )
+
+
 def _anchor(now: datetime) -> datetime:
     """The time the data set is laid out from: when it was first loaded (now, on the first run)."""
     first = db.session.execute(
@@ -170,8 +207,6 @@ def _pay_until(order_id: str, now: datetime) -> None:
 
 def _agent_action(order: DemoOrder) -> None:
     """The agent's cancellation or refund, made once (skipped when already done)."""
-    from ..workflows.service import agent_cancel, agent_refund
-
     if order.agent_action is None:
         return
     purchase = service.get_purchase(order.order_id)
@@ -207,7 +242,11 @@ def _describe(order: DemoOrder) -> str:
 
 
 def seed_demo(now: datetime | None = None) -> list[str]:
-    """Load the demo data set (idempotent) and return the lines to print."""
+    """Load the demo data set (idempotent) and return the lines to print.
+
+    :raises NotADemoDatabase: the database holds orders that are not the demo's (nothing is changed).
+    """
+    refuse_a_real_shop()
     now = now or utcnow()
     service.update_settings(SettingsIn.model_validate({
         "enabled": True, "portal": "both", "cancellation": {"mode": "automatic"},
@@ -266,3 +305,24 @@ def _report() -> list[str]:
         "4000 0000 0000 0002 is declined; any future expiry and any CVC.",
     ]
     return lines
+
+
+class SeedRefused(click.ClickException):
+    """Exit status 3: refused, nothing changed (``./scripts/demo`` then serves the database as it is)."""
+
+    exit_code = 3
+
+
+@click.command("seed")
+@with_appcontext
+def seed_command() -> None:
+    """Load the demo data and print the logins to try it with (into an empty or demo database only).
+
+    Refuses (exit status 3, nothing changed) a database holding orders that are not the demo's.
+    """
+    try:
+        lines = seed_demo()
+    except NotADemoDatabase as refusal:
+        raise SeedRefused(str(refusal)) from None
+    for line in lines:
+        click.echo(line)

@@ -26,6 +26,13 @@ from typing import Any
 import click
 from flask import current_app
 
+from .mailbox import start_catcher
+
+try:  # the ``demo`` extra (gunicorn, the mail catcher); the rest of the demo runs without it
+    import gunicorn
+except ImportError:  # pragma: no cover - the demo extra is missing
+    gunicorn = None
+
 #: Seconds between two runs of ``tick``.
 TICK_EVERY_SECONDS = 60
 
@@ -35,10 +42,8 @@ def _flask(*args: str) -> list[str]:
 
 
 def _gunicorn(host: str, port: int, workers: int) -> list[str]:
-    try:
-        import gunicorn
-    except ImportError as exc:  # pragma: no cover - the demo extra is missing
-        raise click.ClickException("The demo is served by gunicorn: pip install '.[demo]'") from exc
+    if gunicorn is None:  # pragma: no cover - the demo extra is missing
+        raise click.ClickException("The demo is served by gunicorn: pip install '.[demo]'")
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
                "--access-logfile", "-", "--graceful-timeout", "5"]
     if int(gunicorn.__version__.split(".")[0]) >= 27:
@@ -94,8 +99,6 @@ def serve_command(host: str, port: int, workers: int) -> None:
     if "FLASK_MAIL_SERVER" in env:
         click.echo(f"Email goes to your mail server, {env['FLASK_MAIL_SERVER']}:{app.config.get('MAIL_PORT')}.")
     else:
-        from .mailbox import start_catcher
-
         folder = Path(app.config.get("HELPDESK_MAILBOX") or Path(app.instance_path) / "mail")
         catcher = start_catcher(folder)
         env.update(FLASK_MAIL_SERVER=catcher.hostname, FLASK_MAIL_PORT=str(catcher.port),
