@@ -68,8 +68,25 @@ def host(make_app):
     return app, shop, helpdesk
 
 
-def test_the_fake_satisfies_the_interface():
-    assert isinstance(FakeHostHelpdesk(), HelpdeskAdapter)
+class HelpdeskWithoutClose:
+    """A host's adapter that forgot ``close_ticket``."""
+
+    def open_ticket(self, ticket: TicketData) -> str | None:
+        return "HD-1"
+
+    def add_message(self, external_ref: str, author: str, body: str, internal: bool) -> None:
+        return None
+
+
+def make_incomplete() -> HelpdeskWithoutClose:
+    return HelpdeskWithoutClose()
+
+
+@pytest.mark.parametrize("spec", ["tests.test_helpdesk_adapter:make_incomplete", HelpdeskWithoutClose()])
+def test_an_adapter_missing_a_method_fails_at_start_not_at_the_first_resolution(make_app, spec):
+    """The host hears of the missing method when the app starts, not when a customer's request is resolved."""
+    with pytest.raises(RuntimeError, match="lacks open_ticket, add_message or close_ticket"):
+        make_app(SELF_BILLING_HELPDESK_ADAPTER=spec)
 
 
 def test_request_opens_a_ticket_in_the_host_helpdesk(host):

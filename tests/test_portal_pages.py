@@ -273,8 +273,19 @@ def test_icons_follow_the_actions(ann, shop):
 
 
 def test_icons_are_svg_hidden_from_screen_readers(ann):
+    """Each icon control shows a drawn SVG and is named by its label alone (the SVG is hidden)."""
     html = text(ann.get(PORTAL + "/"))
-    for tag in re.findall(r"<svg\b[^>]*>", html):
+    drawn = set(re.findall(r'<symbol id="([\w-]+)"', html))
+    icons = re.findall(r'<(?:a|button)\b[^>]*aria-label="([^"]+)"[^>]*>\s*(<svg\b[^>]*>)\s*<use href="#([\w-]+)"', html)
+    labels = {label for label, _, _ in icons}
+    assert {"Cancel subscription", "Update billing address", "Update credit card", "Request refund",
+            "Download invoice"} <= labels, labels
+    for label, svg, symbol in icons:
+        assert 'aria-hidden="true"' in svg and 'focusable="false"' in svg, label
+        assert symbol in drawn, f"{label}: its icon #{symbol} is not drawn on the page"
+    svgs = re.findall(r"<svg\b[^>]*>", html)
+    assert len(svgs) > len(icons)  # the sprite too
+    for tag in svgs:
         assert 'aria-hidden="true"' in tag and 'focusable="false"' in tag
 
 

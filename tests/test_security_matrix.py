@@ -403,23 +403,29 @@ def test_routes_without_ids_show_a_only_what_is_hers(world):
 def test_portal_routes_need_a_portal_session(world):
     app = world.app
     client = app.test_client()
+    # A valid CSRF token without a session (the login page's): so each JSON request reaches the session
+    # check (the check without the token is test_every_state_changing_route_without_its_csrf_token_is_refused).
+    login_page = client.get(f"{PREFIX}/portal/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
     for rule, method in routes(app, *CUSTOMER_CATEGORIES):
         if view_of(rule.endpoint) in LOGINS | LOGIN_LINKS | LOGOUTS:
             continue  # these need no session (tests/test_portal_api.py walks the links)
         if not rule.arguments and method == "GET" and category(app, rule) == "portal_pages":
             continue  # the login page itself
         before = snapshot(app)
-        answer = send(client, rule, method, fill(rule, world.values()))
+        json_route = category(app, rule) != "portal_pages"
+        answer = send(client, rule, method, fill(rule, world.values()), csrf=csrf if json_route else None)
         label = f"{method} {rule.rule}"
-        if category(app, rule) == "portal_pages":  # pages send to the login form of their own door
+        if not json_route:  # pages send to the login form of their own door
             door = rule.rule.split("/purchases/")[0].split("/payments/")[0]
             assert answer.status_code == 302, (label, answer.status_code)
             # a GET comes back to where it was after the login; a posted form to My Orders (no 405)
             expected = door + "/?next=" if method == "GET" else door + "/"
             location = answer.headers["Location"]
             assert location.startswith(expected) if method == "GET" else location == expected, (label, location)
-        else:  # JSON: 401 not_logged_in (state-changing ones may stop at the missing CSRF header first: 400)
-            assert answer.status_code in (400, 401) and is_error_form(answer), (label, answer.status_code)
+        else:  # JSON, the invoice download too: 401 not_logged_in, whatever the method
+            assert answer.status_code == 401 and is_error_form(answer), (label, answer.status_code)
+            assert answer.get_json()["error"]["code"] == "not_logged_in", label
             assert world.a_order not in answer.get_data(as_text=True), label
         assert changed_tables(before, snapshot(app)) == [], label
 
@@ -641,7 +647,7 @@ def test_login_brute_force_meets_429_with_retry_after_per_email_and_per_address(
             if answer.status_code == 429:
                 refused = attempt
                 break
-            assert answer.status_code in (400, 401), (rule.rule, answer.status_code)
+            assert answer.status_code == 401, (rule.rule, answer.status_code)  # a wrong pair, every login alike
         assert refused is not None and refused <= 10, f"{rule.rule}: no per-email limit"
         assert_too_many(answer, f"{rule.rule} per email")
         assert_too_many(login_attempt(client, rule, email, right, f"10.{index}.2.1"), f"{rule.rule} right pair")
