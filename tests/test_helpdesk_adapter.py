@@ -11,7 +11,7 @@ import pytest
 
 from plugin import tickets as self_billing_tickets
 from plugin.errors import InvalidInput, NotFound
-from plugin.tickets.adapter import HelpdeskAdapter, TicketData
+from plugin.tickets.adapter import TicketData
 from tests.agent_support import ALICE, Shop, agent_app, bearer_agent, shop  # noqa: F401  (fixtures)
 
 API = "/billing/api/agent"
