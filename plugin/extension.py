@@ -12,8 +12,21 @@ from typing import Any, Callable
 
 from flask import Flask
 
+from . import models  # noqa: F401  (the complete metadata)
+from .blueprints import register_blueprints
+from .cli import cli_group
 from .config import DEFAULTS
+from .database_binding import bind
+from .host_extensions import init_app as init_host_extensions
+from .notifications import init_app as init_notifications
+from .notifications.after_commit import install as install_send_after_commit
 from .payments.interface import PaymentGateway
+from .payments.sandbox import SandboxGateway
+from .portal.auth import logout
+from .portal.views import register_my_orders_tab
+from .tickets.adapter import load_adapter
+from .tickets.desk import MOUNTS_KEY
+from .tickets.desk import bp as desk_bp
 
 #: Returns the signed-in agent's email, or None. Supplied by the host helpdesk.
 AgentLoader = Callable[[], "str | None"]
@@ -34,8 +47,6 @@ def _load_gateway(spec: str | PaymentGateway) -> PaymentGateway:
     if not isinstance(spec, str):
         return spec
     if spec == "sandbox":
-        from .payments.sandbox import SandboxGateway
-
         return SandboxGateway()
     module_name, _, attr = spec.partition(":")
     if not attr:
@@ -88,25 +99,16 @@ class SelfBilling:
         )
         app.extensions["self_billing"] = state
 
-        from . import models  # noqa: F401  (complete metadata)
-        from .blueprints import register_blueprints
-        from .cli import cli_group
 
         register_blueprints(app, prefix)
-        from .host_extensions import init_app as init_host_extensions
-        from .notifications import init_app as init_notifications
 
         # The host's own CSRFProtect and Limiter defaults leave the self-protected APIs and healthz alone.
         init_host_extensions(app)
         init_notifications(app)  # Flask-Mail, unless the host has it
-        from .database_binding import bind
-        from .notifications.after_commit import install as install_send_after_commit
 
         # The host's Flask-SQLAlchemy whatever the order it is initialised in, else the plugin's own.
         bind(app, db, state.extras, lambda sqlalchemy: install_send_after_commit(sqlalchemy.session))
         app.cli.add_command(cli_group)
-
-        from .tickets.adapter import load_adapter
 
         # Fails fast on a helpdesk adapter that cannot be loaded (docs/helpdesk-adapter.md).
         state.extras["helpdesk_adapter"] = load_adapter(app.config["SELF_BILLING_HELPDESK_ADAPTER"])
@@ -117,8 +119,6 @@ class SelfBilling:
 
         Only the plugin's session keys go; yours are left as they are. Needs a request context.
         """
-        from .portal.auth import logout
-
         logout()
 
     def register_agent_desk(
@@ -130,11 +130,9 @@ class SelfBilling:
         redirect to ``login_url`` (with ``?next=``) when given, else answer 401.
         Endpoints are ``{name}.queue``, ``{name}.ticket``, ``{name}.leads``, ...
         """
-        from .tickets.desk import MOUNTS_KEY, bp
-
         state = app.extensions["self_billing"]
         state.extras.setdefault(MOUNTS_KEY, {})[name] = {"login_url": login_url}
-        app.register_blueprint(bp, name=name, url_prefix=url_prefix.rstrip("/") or None)
+        app.register_blueprint(desk_bp, name=name, url_prefix=url_prefix.rstrip("/") or None)
 
     def register_my_orders_tab(self, app: Flask, url_prefix: str, *, name: str = "self_billing_my_orders") -> None:
         """Serve the customer portal as the host helpdesk's My Orders tab at ``url_prefix``.
@@ -145,6 +143,4 @@ class SelfBilling:
         standalone or both) decides which of the two answers. Endpoints are
         ``{name}.index``, ``{name}.login``, ...
         """
-        from .portal.views import register_my_orders_tab
-
         register_my_orders_tab(app, url_prefix, name=name)

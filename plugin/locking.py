@@ -14,13 +14,15 @@ to record the result (see ``docs/architecture.md``).
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from .db import db
 from .ledger.models import Purchase
 
 
 def lock_purchase(purchase_id: int) -> Purchase:
-    """Take the purchase's row lock in the current transaction and return it freshly loaded."""
+    """Take the purchase's row lock in the current transaction and return it freshly loaded, with its
+    price point (whose rules every step reads) in the same query."""
     db.session.execute(
         update(Purchase)
         .where(Purchase.id == purchase_id)
@@ -28,5 +30,6 @@ def lock_purchase(purchase_id: int) -> Purchase:
         .execution_options(synchronize_session=False)
     )
     return db.session.execute(
-        select(Purchase).where(Purchase.id == purchase_id).execution_options(populate_existing=True)
+        select(Purchase).options(joinedload(Purchase.price_point)).where(Purchase.id == purchase_id)
+        .execution_options(populate_existing=True)
     ).scalar_one()

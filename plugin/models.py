@@ -7,6 +7,7 @@ from .db import Base
 from .limit_storage import RateLimitCounter
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
 from .notifications.models import EmailTemplate, OutboxEmail
+from .payments.records import ProcessorCall
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
 from .portal.login_links import LoginLink
 from .portal.models import PortalSession
@@ -26,6 +27,7 @@ __all__ = [
     "PaymentMethod",
     "PortalSession",
     "PricePoint",
+    "ProcessorCall",
     "RateLimitCounter",
     "Purchase",
     "Refund",

@@ -2,14 +2,13 @@
 
 ``purchases_for_lead`` builds every P of a lead with a fixed number of queries
 (purchases, payments, cards, requests, request events, settings) however many
-purchases and payments there are. ``actions`` are decided by the request
-machines' own conditions, so the icons a customer sees are exactly the steps
-the machines would take.
+purchases and payments there are. ``actions`` are the policy's answers
+(:mod:`plugin.workflows.policy`), the same the server gives when the customer acts.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import select
@@ -20,10 +19,10 @@ from .ledger.models import Payment, PaymentMethod, Purchase, Settings
 from .ledger.service import get_settings
 from .money import format_amount
 from .urls import payment_url_maker
-from .workflows.context import CUSTOMER, SYSTEM, RequestContext
-from .workflows.engine import accepts
-from .workflows.machines import OPEN_STATES
-from .workflows.models import BillingRequest, RequestEvent
+from .workflows import policy
+from .workflows.machines import CUSTOMER, OPEN_STATES, SYSTEM
+from .workflows.models import BillingRequest, RequestEvent, open_slot
+from .workflows.rules import refundable_until
 
 
 def iso(value: datetime | None) -> str | None:
@@ -108,18 +107,6 @@ class PaymentRow:
         return self.amount_cents - self.refunded_cents
 
 
-class _Probe:
-    """A request that is not there yet: what a customer's submit would start from."""
-
-    def __init__(self, request_type: str) -> None:
-        self.type = request_type
-        self.state = "new"
-        self.outcome = None
-        self.created_by = CUSTOMER
-        self.error = None
-        self.pending_event = None
-
-
 def _invoice_urls():
     """``payment_id -> URL`` of the customer's invoice download (with the app's mount point)."""
     return payment_url_maker("self_billing_invoices.customer_invoice", "/portal/payments/{id}/invoice.pdf")
@@ -146,17 +133,14 @@ def _purchase_dict(
     for_customer: bool = False,
 ) -> dict[str, Any]:
     open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
-    live = purchase.kind == "subscription" and purchase.status in ("active", "cancel_scheduled")
-
-    cancel_probe = RequestContext(_Probe("cancellation"), purchase, None, settings, now)  # type: ignore[arg-type]
-    can_cancel = f"cancellation:{purchase.id}" not in open_slots and accepts(cancel_probe, "submit", actor=CUSTOMER)
-
+    can_cancel = policy.can_cancel(purchase, settings, now,
+                                   request_open=open_slot("cancellation", purchase.id) in open_slots)
     invoice_url = _invoice_urls()
-    window = timedelta(days=purchase.price_point.refund_window_days)
+    window_days = purchase.price_point.refund_window_days
     payment_dicts = []
     for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
-        probe = RequestContext(_Probe("refund"), purchase, payment, settings, now)  # type: ignore[arg-type]
-        can_refund = f"refund:{payment.id}" not in open_slots and accepts(probe, "submit", actor=CUSTOMER)
+        can_refund = policy.can_refund(purchase, payment, settings, now,
+                                       request_open=open_slot("refund", purchase.id, payment.id) in open_slots)
         payment_dicts.append({
             "payment_id": payment.payment_id,
             "amount": format_amount(payment.amount_cents),
@@ -164,7 +148,7 @@ def _purchase_dict(
             "paid_at": iso(payment.paid_at),
             "status": payment.status,
             "refunded_amount": format_amount(payment.refunded_cents),
-            "refundable_until": iso(payment.paid_at + window),
+            "refundable_until": iso(refundable_until(payment.paid_at, window_days)),
             "period_start": iso(payment.period_start),
             "period_end": iso(payment.period_end),
             "invoice_url": invoice_url(payment.payment_id),
@@ -193,8 +177,8 @@ def _purchase_dict(
         "payment_method": _payment_method(purchase, cards),
         "actions": {
             "cancel": can_cancel,
-            "update_address": live and settings.enabled,
-            "update_card": live and settings.enabled and purchase.payment_type == "card",
+            "update_address": policy.can_change_address(purchase, settings),
+            "update_card": policy.can_change_card(purchase, settings),
         },
         "payments": payment_dicts,
         "requests": [

@@ -751,9 +751,9 @@ def _failing_recorder(monkeypatch, times: int) -> list[int]:
     """Make recording the processor's outcome fail ``times`` times with a database error."""
     from sqlalchemy.exc import OperationalError
 
-    from plugin.workflows import service
+    from plugin.workflows import steps
 
-    real, calls = service._finish_pending, []
+    real, calls = steps._finish_pending, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -761,8 +761,8 @@ def _failing_recorder(monkeypatch, times: int) -> list[int]:
             raise OperationalError("UPDATE sb_requests ...", {}, Exception("database is locked"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "_finish_pending", flaky)
-    monkeypatch.setattr(service, "RECORD_RETRY_PAUSES", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(steps, "_finish_pending", flaky)
+    monkeypatch.setattr(steps, "RECORD_RETRY_PAUSES", (0.01, 0.01, 0.01))
     return calls
 
 
@@ -786,9 +786,9 @@ def test_a_database_hiccup_after_the_refund_is_retried_at_once(app, ann, monkeyp
 
 
 def test_a_database_down_after_the_refund_says_what_happened_and_tick_records_it_once(app, ann, monkeypatch):
-    from plugin.workflows import service
+    from plugin.workflows import steps
 
-    real = service._finish_pending
+    real = steps._finish_pending
     _failing_recorder(monkeypatch, times=100)
     answer = ann.post("/payments/PAY-B1/refund", json={})
     assert answer.status_code == 503, answer.get_json()
@@ -797,7 +797,7 @@ def test_a_database_down_after_the_refund_says_what_happened_and_tick_records_it
     assert "refund was made" in failure["message"] and "nothing will be done twice" in failure["message"]
     assert _sandbox_refunds(app) == [1900]
 
-    monkeypatch.setattr(service, "_finish_pending", real)  # the database is back
+    monkeypatch.setattr(steps, "_finish_pending", real)  # the database is back
     later = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = app.test_cli_runner().invoke(args=["self-billing", "tick", "--now", later])
     assert "Resumed 1 pending" in result.output, result.output

@@ -37,7 +37,7 @@ from plugin.ledger import service as ledger
 from plugin.ledger.models import Payment, Purchase, Refund
 from plugin.payments.sandbox_models import SandboxOperation
 from plugin.tickets.models import Ticket
-from plugin.workflows import service
+from plugin.workflows import service, steps
 from plugin.workflows.machines import AGENT_EVENTS, OPEN_STATES
 from plugin.workflows.models import BillingRequest, RequestEvent
 from tests.conftest import ADMIN_TOKEN, empty_database
@@ -140,8 +140,8 @@ def make_workflow_machine(new_database: Callable[[], str], instance: str) -> typ
             self.now = START
             self.crash_next = False
             self.cancelled_payments: dict[int, int] = {}  # purchase id -> payments when first seen cancelled
-            self._patched = {"utcnow": service.utcnow, "_finish_pending": service._finish_pending}
-            service.utcnow = lambda: self.now
+            self._patched = {"utcnow": service.utcnow, "_finish_pending": steps._finish_pending}
+            service.utcnow = steps.utcnow = lambda: self.now
             real_finish = self._patched["_finish_pending"]
 
             def finish(request_id: int, event: str, outcome: dict[str, Any]) -> Any:
@@ -150,12 +150,12 @@ def make_workflow_machine(new_database: Callable[[], str], instance: str) -> typ
                     raise Crash()
                 return real_finish(request_id, event, outcome)
 
-            service._finish_pending = finish
+            steps._finish_pending = finish
             self.app.config["SELF_BILLING_RESUME_AFTER_SECONDS"] = 300
 
         def teardown(self) -> None:
-            service.utcnow = self._patched["utcnow"]
-            service._finish_pending = self._patched["_finish_pending"]
+            service.utcnow = steps.utcnow = self._patched["utcnow"]
+            steps._finish_pending = self._patched["_finish_pending"]
             db.session.remove()
             db.engine.dispose()
             self.context.pop()

@@ -61,3 +61,24 @@ def test_statements_do_not_grow_with_purchases_or_payments(app, ledger):
     assert len(small_view) == 1 and len(big_view) == 30
     assert sum(len(p["payments"]) for p in big_view) == 150
     assert len(few) == len(many), (few, many)
+
+
+#: What a customer's refund request that becomes a ticket may cost, the whole HTTP request included
+#: (session, rate-limit counters, ownership, rules, the request, its history, the ticket and the email).
+REFUND_BY_REQUEST_STATEMENTS = 22
+
+
+def test_a_refund_request_that_becomes_a_ticket_runs_at_most_20_statements(app, ledger, customer):
+    ledger.settings(enabled=True, refunds={"mode": "request"})
+    ledger.price()
+    ledger.order("ORD-1", email="ann@example.com", purchased_at=utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ledger.payment("ORD-1", "PAY-0", utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ledger.payment("ORD-1", "PAY-1", utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert customer.login("ORD-1").status_code == 200
+    # The shop's first ticket creates its department: counted is a refund request on a shop that runs.
+    assert customer.post("/payments/PAY-0/refund", json={"reason": "First"}).status_code == 202
+    with app.app_context(), counting_statements() as statements:
+        answer = customer.post("/payments/PAY-1/refund", json={"reason": "Bought twice"})
+    assert answer.status_code in (200, 201, 202), answer.get_json()
+    assert answer.get_json()["request"]["state"] == "ticketed"
+    assert len(statements) <= REFUND_BY_REQUEST_STATEMENTS, "\n".join(statements)

@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 
 from plugin.db import Base, db
 from plugin.ledger import service
-from plugin.ledger.models import Payment
-from plugin.payments import get_gateway
+from plugin.ledger.models import Payment, Purchase
+from plugin.payments import get_gateway, processor
 from plugin.payments.interface import CardDeclined, GatewayError, InvalidToken, PayPalManaged, ProcessorOutage
 from plugin.payments.sandbox_models import SandboxOperation, SandboxToken
 
@@ -53,7 +53,8 @@ def paid(app, ledger):
 def refund(app, amount_cents: int, key: str, payment_id: str = "PAY-1"):
     with app.app_context():
         payment = db.session.execute(select(Payment).where(Payment.payment_id == payment_id)).scalar_one()
-        return get_gateway().refund(payment, amount_cents, key)
+        purchase = db.session.get(Purchase, payment.purchase_id)
+        return get_gateway().refund(processor.refund_order(purchase, payment, amount_cents, key))
 
 
 def operations(app, kind: str = "refund") -> list[SandboxOperation]:
@@ -137,8 +138,8 @@ def test_concurrent_refunds_with_other_keys_never_pass_the_payment(paid):
 def test_cancel_is_idempotent_too(paid):
     with paid.app_context():
         purchase = service.get_purchase("ORD-1")
-        first = get_gateway().cancel_subscription(purchase, True, "req_c")
-        again = get_gateway().cancel_subscription(purchase, False, "req_c")
+        first = get_gateway().cancel_subscription(processor.cancel_order(purchase, True, "req_c"))
+        again = get_gateway().cancel_subscription(processor.cancel_order(purchase, False, "req_c"))
     assert again == first and first.at_period_end is True
     assert len(operations(paid, "cancel")) == 1
 
@@ -163,11 +164,11 @@ def test_injected_faults_fail_the_next_n_calls_then_succeed(paid, client):
     with paid.app_context():
         purchase = service.get_purchase("ORD-1")
         with pytest.raises(ProcessorOutage):
-            get_gateway().cancel_subscription(purchase, False, "req_c")
-        assert get_gateway().cancel_subscription(purchase, False, "req_c").at_period_end is False
+            get_gateway().cancel_subscription(processor.cancel_order(purchase, False, "req_c"))
+        assert get_gateway().cancel_subscription(processor.cancel_order(purchase, False, "req_c")).at_period_end is False
         with pytest.raises(ProcessorOutage):
-            get_gateway().attach_payment_method(purchase, token)
-        assert get_gateway().attach_payment_method(purchase, token).last4 == "4242"
+            get_gateway().attach_payment_method(processor.purchase_ref(purchase), token)
+        assert get_gateway().attach_payment_method(processor.purchase_ref(purchase), token).last4 == "4242"
     assert client.get(FAULTS, headers=headers).get_json() == {"refund": 0, "cancel": 0, "attach_card": 0}
 
 
@@ -186,12 +187,12 @@ def test_test_cards_attach_or_decline(paid, client):
 
     with paid.app_context():
         purchase = service.get_purchase("ORD-1")
-        details = get_gateway().attach_payment_method(purchase, body["token"])
+        details = get_gateway().attach_payment_method(processor.purchase_ref(purchase), body["token"])
         assert (details.brand, details.last4, details.exp_month, details.exp_year) == ("visa", "4242", 12, NEXT_YEAR)
         with pytest.raises(CardDeclined):
-            get_gateway().attach_payment_method(purchase, declined.get_json()["token"])
+            get_gateway().attach_payment_method(processor.purchase_ref(purchase), declined.get_json()["token"])
         with pytest.raises(InvalidToken):
-            get_gateway().attach_payment_method(purchase, "tok_made_up")
+            get_gateway().attach_payment_method(processor.purchase_ref(purchase), "tok_made_up")
 
 
 def test_paypal_purchases_are_managed_in_paypal(paid, client):
@@ -199,7 +200,7 @@ def test_paypal_purchases_are_managed_in_paypal(paid, client):
     with paid.app_context():
         purchase = service.get_purchase("ORD-PP")
         with pytest.raises(PayPalManaged, match="PayPal") as raised:
-            get_gateway().attach_payment_method(purchase, token)
+            get_gateway().attach_payment_method(processor.purchase_ref(purchase), token)
     assert raised.value.code == "paypal_managed" and raised.value.manage_url.startswith("https://")
 
 

@@ -17,7 +17,7 @@ from plugin.db import db, utcnow
 from plugin.errors import Conflict, InvalidInput, NotAllowed, Unavailable
 from plugin.ledger import service as ledger_service
 from plugin.ledger.models import Payment, Purchase, Refund
-from plugin.payments import get_gateway
+from plugin.payments import get_gateway, processor
 from plugin.payments.sandbox_models import SandboxOperation
 from plugin.presenters import purchase_to_dict, request_to_dict
 from plugin.tickets.models import Ticket
@@ -310,7 +310,9 @@ def test_retry_after_a_crash_refunds_once(app, shop):
         req.pending_event, req.pending_amount_cents, req.pending_actor = "refund_full", 1900, AGENT
         req.pending_since = utcnow() - timedelta(hours=1)
         db.session.commit()
-        get_gateway().refund(payment("PAY-O1"), 1900, req.public_id)
+        paid = payment("PAY-O1")
+        get_gateway().refund(processor.refund_order(db.session.get(Purchase, paid.purchase_id), paid, 1900,
+                                                    req.public_id))
         run_tick(utcnow())
         run_tick(utcnow())
         req = service.get_request(req.public_id)

@@ -1,16 +1,16 @@
-"""The interface every payment processor adapter implements, with typed results and errors.
+"""The interface every payment processor adapter implements: plain data in, typed results and errors out.
 
-An adapter turns processor answers into these values and errors; callers never
-see a processor's raw exceptions. Every money-moving call takes an idempotency
-key: the same key twice gives the same result and moves money once.
+An adapter receives what the processor needs as frozen dataclasses (``PurchaseRef``,
+``RefundOrder``, ``CancelOrder``, ``CardRef``), never the plugin's database rows, and turns
+processor answers into the results and errors below; callers never see a processor's raw
+exceptions. Every money-moving call carries an idempotency key: the same key twice gives the
+same result and moves money once. The plugin calls an adapter only through
+:mod:`plugin.payments.processor`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from ..ledger.models import Payment, PaymentMethod, Purchase
+from typing import Any, Protocol
 
 
 class GatewayError(Exception):
@@ -50,6 +50,46 @@ class InvalidToken(GatewayError):
 
 
 @dataclass(frozen=True)
+class PurchaseRef:
+    """The purchase a call is about: its Order ID, what it is and how it is paid."""
+
+    order_id: str
+    kind: str
+    payment_type: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class RefundOrder:
+    """Return ``amount_cents`` of the payment ``payment_id`` (``paid_cents`` were paid)."""
+
+    purchase: PurchaseRef
+    payment_id: str
+    paid_cents: int
+    currency: str
+    amount_cents: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """Stop the subscription's future charges now, or at the end of the paid period."""
+
+    purchase: PurchaseRef
+    at_period_end: bool
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """A saved card as the processor knows it: its token, with brand and last four for messages."""
+
+    processor_token: str
+    brand: str = ""
+    last4: str = ""
+
+
+@dataclass(frozen=True)
 class RefundResult:
     reference: str
     amount_cents: int
@@ -80,19 +120,17 @@ class PaymentGateway(Protocol):
 
     name: str
 
-    def refund(self, payment: Payment, amount_cents: int, idempotency_key: str) -> RefundResult:
-        """Return ``amount_cents`` of ``payment`` to the customer. Raises GatewayError."""
+    def refund(self, order: RefundOrder) -> RefundResult:
+        """Return part or all of a payment to the customer. Raises GatewayError."""
 
-    def cancel_subscription(
-        self, purchase: Purchase, at_period_end: bool, idempotency_key: str
-    ) -> CancelResult:
+    def cancel_subscription(self, order: CancelOrder) -> CancelResult:
         """Stop a subscription's future charges now or at the end of the paid period."""
 
-    def attach_payment_method(self, purchase: Purchase, token: str) -> CardDetails:
+    def attach_payment_method(self, purchase: PurchaseRef, token: str) -> CardDetails:
         """Attach a card, given the processor's token. Raises CardDeclined, InvalidToken."""
 
-    def detach_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+    def detach_payment_method(self, purchase: PurchaseRef, card: CardRef) -> None:
         """Remove a card from the processor's customer."""
 
-    def set_default_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+    def set_default_payment_method(self, purchase: PurchaseRef, card: CardRef) -> None:
         """Make a card the one future payments are charged to."""

@@ -16,15 +16,18 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db, utcnow
-from ..ledger.models import Payment, PaymentMethod, Purchase
 from .interface import (
+    CancelOrder,
     CancelResult,
     CardDeclined,
     CardDetails,
+    CardRef,
     GatewayError,
     InvalidToken,
     PayPalManaged,
     ProcessorOutage,
+    PurchaseRef,
+    RefundOrder,
     RefundResult,
 )
 from .sandbox_models import SandboxFault, SandboxOperation, SandboxToken
@@ -138,12 +141,13 @@ class SandboxGateway:
         with db.engine.begin() as conn:
             conn.execute(insert(SandboxOperation).values(created_at=utcnow(), **values))
 
-    def refund(self, payment: Payment, amount_cents: int, idempotency_key: str) -> RefundResult:
+    def refund(self, order: RefundOrder) -> RefundResult:
+        amount_cents, idempotency_key, currency = order.amount_cents, order.idempotency_key, order.currency
         previous = self._replay(idempotency_key)
         if previous is not None:
-            if previous.kind != "refund" or previous.target != payment.payment_id:
+            if previous.kind != "refund" or previous.target != order.payment_id:
                 raise GatewayError("This idempotency key was already used for another call.")
-            return RefundResult(previous.reference, previous.amount_cents or 0, payment.currency)
+            return RefundResult(previous.reference, previous.amount_cents or 0, currency)
         self._maybe_fail("refund")
         if amount_cents <= 0:
             raise GatewayError("A refund must be more than zero.")
@@ -157,35 +161,34 @@ class SandboxGateway:
             with db.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:target, 0))"),
-                                 {"target": f"self-billing-sandbox-refund:{payment.payment_id}"})
+                                 {"target": f"self-billing-sandbox-refund:{order.payment_id}"})
                 conn.execute(
                     insert(SandboxOperation).values(
                         created_at=utcnow(),
                         idempotency_key=idempotency_key,
                         kind="refund",
-                        target=payment.payment_id,
+                        target=order.payment_id,
                         amount_cents=amount_cents,
                         reference=reference,
                     )
                 )
                 total = conn.execute(
                     select(func.coalesce(func.sum(SandboxOperation.amount_cents), 0)).where(
-                        SandboxOperation.kind == "refund", SandboxOperation.target == payment.payment_id
+                        SandboxOperation.kind == "refund", SandboxOperation.target == order.payment_id
                     )
                 ).scalar_one()
-                if total > payment.amount_cents:
+                if total > order.paid_cents:
                     raise _OverRefund()
         except _OverRefund:
             raise GatewayError("The refund is more than what remains of the payment at the processor.") from None
         except IntegrityError:  # the same key raced us: its result stands
             previous = self._replay(idempotency_key)
             assert previous is not None
-            return RefundResult(previous.reference, previous.amount_cents or 0, payment.currency)
-        return RefundResult(reference, amount_cents, payment.currency)
+            return RefundResult(previous.reference, previous.amount_cents or 0, currency)
+        return RefundResult(reference, amount_cents, currency)
 
-    def cancel_subscription(
-        self, purchase: Purchase, at_period_end: bool, idempotency_key: str
-    ) -> CancelResult:
+    def cancel_subscription(self, order: CancelOrder) -> CancelResult:
+        at_period_end, idempotency_key = order.at_period_end, order.idempotency_key
         previous = self._replay(idempotency_key)
         if previous is not None:
             return CancelResult(previous.reference, previous.detail == "at_period_end")
@@ -195,7 +198,7 @@ class SandboxGateway:
             self._record(
                 idempotency_key=idempotency_key,
                 kind="cancel",
-                target=purchase.order_id,
+                target=order.purchase.order_id,
                 reference=reference,
                 detail="at_period_end" if at_period_end else "now",
             )
@@ -207,14 +210,14 @@ class SandboxGateway:
 
     # -- cards ------------------------------------------------------------------------
 
-    def _refuse_paypal(self, purchase: Purchase) -> None:
+    def _refuse_paypal(self, purchase: PurchaseRef) -> None:
         if purchase.payment_type == "paypal":
             raise PayPalManaged(
                 "This purchase is paid with PayPal: change its payment method under "
                 "'Manage automatic payments' in your PayPal account."
             )
 
-    def attach_payment_method(self, purchase: Purchase, token: str) -> CardDetails:
+    def attach_payment_method(self, purchase: PurchaseRef, token: str) -> CardDetails:
         self._refuse_paypal(purchase)
         with db.engine.connect() as conn:
             row = conn.execute(select(SandboxToken).where(SandboxToken.token == token)).first()
@@ -225,8 +228,8 @@ class SandboxGateway:
             raise CardDeclined("The card was declined by the payment processor; try another card.")
         return CardDetails(row.token, row.brand, row.last4, row.exp_month, row.exp_year)
 
-    def detach_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+    def detach_payment_method(self, purchase: PurchaseRef, card: CardRef) -> None:
         self._refuse_paypal(purchase)
 
-    def set_default_payment_method(self, purchase: Purchase, method: PaymentMethod) -> None:
+    def set_default_payment_method(self, purchase: PurchaseRef, card: CardRef) -> None:
         self._refuse_paypal(purchase)

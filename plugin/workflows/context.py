@@ -2,25 +2,31 @@
 
 :class:`RequestContext` wraps one :class:`BillingRequest` row with its purchase,
 payment, the merchant's settings and the time, for the length of one
-transaction. Its predicates are the machines' conditions; its callbacks do the
-transitions' work (ledger changes, tickets, emails) in the caller's transaction.
+transaction. Its predicates are the machines' conditions; its effects are the
+names in the tables' ``after`` lists (:mod:`.machines`), each doing one thing
+in the caller's transaction: a ledger change, a ticket, the outcome, closing
+the request, the customer's email; ``write_history`` writes every transition's
+audit row. Conditions and effects get the trigger's keyword arguments
+(:func:`plugin.workflows.engine.fire` passes ``event``, ``source`` and ``actor``).
 It is a plain object: creating one costs nothing and no machine keeps it alive.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from transitions import EventData
 
 from ..db import db
 from ..ledger.models import Payment, PricePoint, Purchase, Refund, Settings
-from .machines import OUTCOMES
+from ..notifications import enqueue
+from ..tickets.service import close_ticket_for_request, open_ticket_for_request
+from .machines import CUSTOMER, OUTCOMES, SYSTEM
 from .models import BillingRequest, RequestEvent
+from .rules import is_live_subscription, refundable_until
 
-CUSTOMER, SYSTEM = "customer", "system"
+__all__ = ["CUSTOMER", "SYSTEM", "RequestContext"]
 
-_EMAIL_FOR_OUTCOME = {
+#: The customer's email when a request ends (or a cancellation is scheduled), by outcome.
+EMAIL_FOR_OUTCOME = {
     "cancelled": "cancellation_done",
     "cancel_scheduled": "cancellation_scheduled",
     "refunded": "refund_done",
@@ -39,13 +45,8 @@ TOLD_PROCESSOR_FAILED = (
 )
 
 
-def refundable_until(payment: Payment, price_point: PricePoint) -> datetime:
-    """The last moment a customer may ask for a refund of ``payment``."""
-    return payment.paid_at + timedelta(days=price_point.refund_window_days)
-
-
 class RequestContext:
-    """One request and everything its machine's conditions and callbacks read."""
+    """One request and everything its machine's conditions and effects read."""
 
     def __init__(
         self,
@@ -76,77 +77,73 @@ class RequestContext:
 
     # -- conditions ----------------------------------------------------------------------
 
-    @staticmethod
-    def _actor(event: EventData) -> str:
-        return event.kwargs.get("actor", SYSTEM)
-
-    def self_service_on(self, event: EventData) -> bool:
+    def self_service_on(self, **_: Any) -> bool:
         return self.settings.enabled
 
-    def cancellation_offered(self, event: EventData) -> bool:
+    def cancellation_offered(self, **_: Any) -> bool:
         return self.settings.cancellation_mode != "disabled"
 
-    def cancellation_automatic(self, event: EventData) -> bool:
+    def cancellation_automatic(self, **_: Any) -> bool:
         return self.settings.cancellation_mode == "automatic"
 
-    def cancellation_by_request(self, event: EventData) -> bool:
+    def cancellation_by_request(self, **_: Any) -> bool:
         return self.settings.cancellation_mode == "request"
 
-    def refunds_offered(self, event: EventData) -> bool:
+    def refunds_offered(self, **_: Any) -> bool:
         return self.settings.refund_mode != "disabled"
 
-    def refunds_automatic(self, event: EventData) -> bool:
+    def refunds_automatic(self, **_: Any) -> bool:
         return self.settings.refund_mode == "automatic"
 
-    def refunds_by_request(self, event: EventData) -> bool:
+    def refunds_by_request(self, **_: Any) -> bool:
         return self.settings.refund_mode == "request"
 
-    def by_customer(self, event: EventData) -> bool:
+    def by_customer(self, **_: Any) -> bool:
         return self.request.created_by == CUSTOMER
 
-    def by_agent(self, event: EventData) -> bool:
-        return self._actor(event) not in (CUSTOMER, SYSTEM)
+    def by_agent(self, actor: str = SYSTEM, **_: Any) -> bool:
+        return actor not in (CUSTOMER, SYSTEM)
 
-    def is_subscription(self, event: EventData) -> bool:
+    def is_subscription(self, **_: Any) -> bool:
         return self.purchase.kind == "subscription"
 
-    def is_active(self, event: EventData) -> bool:
+    def is_active(self, **_: Any) -> bool:
         return self.purchase.status == "active"
 
-    def not_cancelled(self, event: EventData) -> bool:
-        return self.purchase.status in ("active", "cancel_scheduled")
+    def not_cancelled(self, **_: Any) -> bool:
+        return is_live_subscription(self.purchase)
 
-    def has_next_payment(self, event: EventData) -> bool:
+    def has_next_payment(self, **_: Any) -> bool:
         return self.purchase.next_payment_at is not None
 
-    def cancels_instantly(self, event: EventData) -> bool:
+    def cancels_instantly(self, **_: Any) -> bool:
         return self.price_point.cancellation == "instant"
 
-    def cancels_at_period_end(self, event: EventData) -> bool:
+    def cancels_at_period_end(self, **_: Any) -> bool:
         return self.price_point.cancellation == "delayed"
 
-    def is_scheduled(self, event: EventData) -> bool:
+    def is_scheduled(self, **_: Any) -> bool:
         return self.request.outcome == "cancel_scheduled" and self.purchase.status == "cancel_scheduled"
 
-    def schedule_due(self, event: EventData) -> bool:
+    def schedule_due(self, **_: Any) -> bool:
         return self.purchase.cancels_at is not None and self.purchase.cancels_at <= self.now
 
-    def has_remaining(self, event: EventData) -> bool:
+    def has_remaining(self, **_: Any) -> bool:
         return self.payment is not None and self.payment.remaining_cents > 0
 
-    def within_refund_window(self, event: EventData) -> bool:
-        return self.payment is not None and self.now <= refundable_until(self.payment, self.price_point)
+    def within_refund_window(self, **_: Any) -> bool:
+        return self.payment is not None and self.now <= refundable_until(
+            self.payment.paid_at, self.price_point.refund_window_days)
 
-    def partial_amount_valid(self, event: EventData) -> bool:
-        amount = event.kwargs.get("amount_cents")
-        if amount is None:  # asked "is this event possible at all?"
+    def partial_amount_valid(self, amount_cents: int | None = None, **_: Any) -> bool:
+        if amount_cents is None:  # asked "is this event possible at all?"
             return self.payment is not None and self.payment.remaining_cents > 1
-        return self.payment is not None and 0 < amount < self.payment.remaining_cents
+        return self.payment is not None and 0 < amount_cents < self.payment.remaining_cents
 
-    def has_processor_error(self, event: EventData) -> bool:
+    def has_processor_error(self, **_: Any) -> bool:
         return bool(self.request.error)
 
-    # -- callbacks -------------------------------------------------------------------------
+    # -- effects: what the processor is to do --------------------------------------------
 
     def _set_pending(self, event_name: str, amount_cents: int | None, actor: str) -> None:
         self.request.pending_event = event_name
@@ -154,110 +151,102 @@ class RequestContext:
         self.request.pending_actor = actor
         self.request.pending_since = self.now
 
-    def queue_cancellation(self, event: EventData) -> None:
+    def queue_cancellation(self, **_: Any) -> None:
         self._set_pending("complete" if self.price_point.cancellation == "instant" else "schedule", None, SYSTEM)
 
-    def queue_full_refund(self, event: EventData) -> None:
+    def queue_full_refund(self, **_: Any) -> None:
         assert self.payment is not None
         self._set_pending("complete", self.payment.remaining_cents, SYSTEM)
 
-    def cancel_purchase_now(self, event: EventData) -> None:
+    # -- effects: the ledger ------------------------------------------------------------
+
+    def cancel_purchase_now(self, **_: Any) -> None:
         self.purchase.status = "cancelled"
         self.purchase.cancelled_at = self.now
         self.purchase.next_payment_at = None
         self.purchase.cancels_at = None
 
-    def schedule_purchase_cancellation(self, event: EventData) -> None:
+    def schedule_purchase_cancellation(self, **_: Any) -> None:
         self.purchase.status = "cancel_scheduled"
         self.purchase.cancels_at = self.purchase.next_payment_at
         self.purchase.next_payment_at = None
 
-    def end_scheduled_purchase(self, event: EventData) -> None:
+    def end_scheduled_purchase(self, **_: Any) -> None:
         self.purchase.status = "cancelled"
         self.purchase.cancelled_at = self.purchase.cancels_at
 
-    def record_refund(self, event: EventData) -> None:
+    def record_refund(self, amount_cents: int, reference: str = "", actor: str = SYSTEM, **_: Any) -> None:
         """Append the refund the processor confirmed and update the running totals."""
         payment = self.payment
         assert payment is not None
-        amount = event.kwargs["amount_cents"]
         db.session.add(
             Refund(
                 payment_id=payment.id,
-                amount_cents=amount,
+                amount_cents=amount_cents,
                 currency=payment.currency,
                 idempotency_key=self.request.public_id,
-                processor_reference=event.kwargs.get("reference", ""),
+                processor_reference=reference,
                 request_id=self.request.id,
-                actor=self._actor(event),
+                actor=actor,
                 refunded_at=self.now,
             )
         )
-        payment.refunded_cents += amount
+        payment.refunded_cents += amount_cents
         payment.status = "refunded" if payment.remaining_cents <= 0 else "partially_refunded"
-        self.request.amount_cents = amount
+        self.request.amount_cents = amount_cents
         self.request.currency = payment.currency
         if self.purchase.kind == "one_time":
             self.purchase.status = payment.status
 
-    def open_ticket(self, event: EventData) -> None:
-        from ..tickets.service import open_ticket_for_request
+    # -- effects: tickets, outcome, closing ------------------------------------------------
 
-        what = "cancellation request" if self.request.type == "cancellation" else "refund request"
-        template = TOLD_PROCESSOR_FAILED if event.event.name == "processor_failed" else TOLD_TICKETED
-        open_ticket_for_request(self.request, template.format(what=what))
+    def _what(self) -> str:
+        return "cancellation request" if self.request.type == "cancellation" else "refund request"
 
-    def after_transition(self, event: EventData) -> None:
-        """Write the audit row, settle the outcome and queue the customer's email."""
-        request = self.request
-        name = event.event.name
-        actor = self._actor(event)
-        source = event.transition.source
-        dest = event.transition.dest
-        if request.id is None:
-            db.session.flush()
-        db.session.add(
-            RequestEvent(
-                request_id=request.id,
-                from_state=source,
-                to_state=dest,
-                event=name,
-                at=self.now,
-                actor=actor,
-                note=event.kwargs.get("note", "") or "",
-            )
-        )
-        outcome = OUTCOMES[request.type].get(name)
-        if name in ("complete", "refund_full", "refund_partial") and request.type == "refund":
+    def open_ticket(self, **_: Any) -> None:
+        self._flush_new()
+        open_ticket_for_request(self.request, TOLD_TICKETED.format(what=self._what()))
+
+    def open_ticket_after_failure(self, **_: Any) -> None:
+        self._flush_new()
+        open_ticket_for_request(self.request, TOLD_PROCESSOR_FAILED.format(what=self._what()))
+
+    def settle_outcome(self, event: str, **_: Any) -> None:
+        """How the request ends: the table's outcome, or for a refund, by what remains of the payment."""
+        outcome = OUTCOMES[self.request.type][event]
+        if self.request.type == "refund" and outcome in ("refunded", "partially_refunded"):
             assert self.payment is not None
             outcome = "refunded" if self.payment.remaining_cents <= 0 else "partially_refunded"
-        if outcome:
-            request.outcome = outcome
-        if dest == "resolved" and source != "resolved":
-            request.open_slot = None
-            request.resolved_at = self.now
-            if request.ticket_id is not None:
-                from ..tickets.service import close_ticket_for_request
+        self.request.outcome = outcome
 
-                close_ticket_for_request(request, f"Resolved: {outcome} ({name} by {actor}).")
-        self._queue_email(name, dest, outcome, event)
+    def close_request(self, event: str, actor: str = SYSTEM, **_: Any) -> None:
+        """Resolved: the open slot is free for a new request, and the request's ticket is closed."""
+        request = self.request
+        request.open_slot = None
+        request.resolved_at = self.now
+        if request.ticket_id is not None:
+            close_ticket_for_request(request, f"Resolved: {request.outcome} ({event} by {actor}).")
 
-    def _queue_email(self, name: str, dest: str, outcome: str | None, event: EventData) -> None:
-        kind = None
-        if dest == "ticketed":
-            kind = "request_ticketed"
-        elif outcome and (dest == "resolved" or name == "schedule"):
-            kind = _EMAIL_FOR_OUTCOME.get(outcome)
-            if name == "period_end":
-                kind = "cancellation_done"
-        if kind is None:
-            return
-        from ..notifications import enqueue
+    # -- effects: the customer's email ---------------------------------------------------
 
-        enqueue(
-            kind,
-            self.purchase,
-            request=self.request,
-            payment=self.payment,
-            message=event.kwargs.get("message"),
-        )
+    def email_ticketed(self, message: str | None = None, **_: Any) -> None:
+        self._email("request_ticketed", message)
+
+    def email_outcome(self, message: str | None = None, **_: Any) -> None:
+        self._email(EMAIL_FOR_OUTCOME[self.request.outcome], message)
+
+    def _email(self, kind: str, message: str | None) -> None:
+        enqueue(kind, self.purchase, request=self.request, payment=self.payment, message=message)
+
+    # -- every transition -----------------------------------------------------------------
+
+    def _flush_new(self) -> None:
+        if self.request.id is None:
+            db.session.flush()
+
+    def write_history(self, event: str, source: str, actor: str = SYSTEM, note: str | None = "",
+                      **_: Any) -> None:
+        """The transition's audit row: from, to, event, time, who, and their note."""
+        self._flush_new()
+        db.session.add(RequestEvent(request_id=self.request.id, from_state=source, to_state=self.state,
+                                    event=event, at=self.now, actor=actor, note=note or ""))

@@ -5,19 +5,17 @@ a test fails when the page and the definitions disagree.
 """
 from __future__ import annotations
 
-from .machines import AGENT_EVENTS, DEFINITIONS, OUTCOMES, PROCESSOR_EVENTS
+from .machines import AGENT_EVENTS, DEFINITIONS, OUTCOMES, PROCESSOR_EVENTS, as_list
 
 _TITLES = {"cancellation": "Cancellation requests", "refund": "Refund requests"}
 
 
 def _sources(row: dict) -> list[str]:
-    source = row["source"]
-    return source if isinstance(source, list) else [source]
+    return as_list(row["source"])
 
 
 def _conditions(row: dict) -> list[str]:
-    conditions = row.get("conditions", [])
-    return conditions if isinstance(conditions, list) else [conditions]
+    return as_list(row.get("conditions"))
 
 
 def mermaid(request_type: str) -> str:
@@ -45,7 +43,7 @@ def _table(request_type: str) -> str:
             marks.append("after the processor confirms")
         rows.append(
             f"| `{event}`{' (' + ', '.join(marks) + ')' if marks else ''} | {', '.join(_sources(row))} "
-            f"| {row['dest']} | {', '.join(_conditions(row)) or '—'} | {row.get('after', '—')} "
+            f"| {row['dest']} | {', '.join(_conditions(row)) or '—'} | {', '.join(as_list(row.get('after'))) or '—'} "
             f"| {OUTCOMES[request_type].get(event, '—')} |"
         )
     return "\n".join(rows)
@@ -60,8 +58,9 @@ def render_docs() -> str:
         "`tests/test_workflow_docs.py` fails when this page and the code disagree.",
         "",
         "Every request starts at `new` (never stored) and is saved as `requested`. Conditions are",
-        "predicates of `plugin.workflows.context.RequestContext`; `does` names the callback that",
-        "changes the ledger. Every transition writes an audit row (from, to, event, time, actor).",
+        "predicates of `plugin.workflows.context.RequestContext`; `does` names its effects, in order",
+        "(methods of the same class: the ledger change, ticket, outcome, closing, email). Every",
+        "transition also writes an audit row (`write_history`: from, to, event, time, actor).",
         "Events marked *after the processor confirms* are fired only once the payment processor has",
         "answered, with the request's id as the idempotency key (see `docs/architecture.md`).",
     ]

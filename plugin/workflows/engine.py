@@ -6,13 +6,13 @@ stood in the way, as the error a person reads (``REFUSALS``).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ..errors import BillingError, Conflict, InvalidInput, NotAllowed
 from ..money import format_money
-from .context import CUSTOMER, RequestContext
-from .machines import AGENT_EVENTS, MACHINES
+from .context import RequestContext
+from .machines import AGENT_EVENTS, CUSTOMER, MACHINES, as_list, rows
 
 #: condition -> (error class, code, message) told when the condition does not hold.
 REFUSALS: dict[str, tuple[type[BillingError], str, str]] = {
@@ -44,47 +44,33 @@ REFUSALS: dict[str, tuple[type[BillingError], str, str]] = {
 }
 
 
-class _Kwargs:
-    """What the conditions read of an event: its keyword arguments."""
+@cache
+def _guards(request_type: str, event: str, state: str) -> tuple[tuple[str, ...], ...] | None:
+    """The conditions of each transition ``event`` may take from ``state``; None when there is none.
 
-    __slots__ = ("kwargs",)
-
-    def __init__(self, kwargs: dict[str, Any]) -> None:
-        self.kwargs = kwargs
-
-
-@lru_cache(maxsize=None)
-def _guards(request_type: str, event: str, state: str) -> tuple[tuple[tuple[str, Any, bool], ...], ...] | None:
-    """The machine's transitions for ``event`` from ``state``, each as its conditions
-    ``(name, RequestContext predicate, wanted result)``; None when there is none.
-
-    Read from the machine once, so checking a condition is one plain call (a
-    customer's My Orders asks this for every payment shown).
+    Read once from the tables themselves (:func:`.machines.rows`), so checking a condition is one
+    plain call (a customer's My Orders asks this for every payment shown).
     """
-    machine = MACHINES[request_type]
-    candidates = machine.events[event].transitions.get(state, []) if event in machine.events else []
+    candidates = rows(request_type, event, state)
     if not candidates:
         return None
-    return tuple(
-        tuple((c.func, getattr(RequestContext, c.func), c.target) for c in transition.conditions)
-        for transition in candidates
-    )
+    return tuple(tuple(as_list(row.get("conditions"))) for row in candidates)
 
 
 def failing_condition(ctx: RequestContext, event: str, **kwargs: Any) -> str | None:
     """None when ``event`` would be taken now; else the first condition that blocks it.
 
     ``"no_transition"`` when the event does not start from the request's state at all.
-    The conditions are the machine's own (see :func:`_guards`); ``fire`` then lets the
-    machine check them again as it takes the transition.
+    The conditions are the tables' own (see :func:`_guards`), called as the machine calls
+    them, with the trigger's keyword arguments; ``fire`` then lets the machine check them
+    again as it takes the transition.
     """
     guards = _guards(ctx.request.type, event, ctx.state)
     if guards is None:
         return "no_transition"
-    data = _Kwargs(kwargs)
     first_failure = None
     for conditions in guards:
-        failing = next((name for name, check, wanted in conditions if bool(check(ctx, data)) != wanted), None)
+        failing = next((name for name in conditions if not getattr(ctx, name)(**kwargs)), None)
         if failing is None:
             return None
         first_failure = first_failure or failing
@@ -127,6 +113,6 @@ def fire(ctx: RequestContext, event: str, *, actor: str = CUSTOMER, **kwargs: An
     error = refusal(ctx, event, actor=actor, **kwargs)
     if error is not None:
         raise error
-    taken = MACHINES[ctx.request.type].events[event].trigger(ctx, actor=actor, **kwargs)
+    taken = MACHINES[ctx.request.type].events[event].trigger(ctx, event=event, source=ctx.state, actor=actor, **kwargs)
     if not taken:  # pragma: no cover - refusal() has checked the same conditions
         raise Conflict(f"'{event}' was not taken.", code="event_not_accepted")

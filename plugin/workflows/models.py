@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
@@ -80,3 +80,8 @@ class RequestEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     request: Mapped[BillingRequest] = relationship(back_populates="events")
+
+
+def open_slot(request_type: str, purchase_id: int, payment_id: int | None = None) -> str:
+    """The ``open_slot`` a request of this kind holds while open: one per payment, or one per purchase."""
+    return f"refund:{payment_id}" if request_type == "refund" else f"cancellation:{purchase_id}"

@@ -21,11 +21,11 @@ from ..ledger.models import Purchase
 from ..ledger.schemas import PaymentIn
 from ..ledger.service import record_payment
 from ..locking import lock_purchase
-from ..payments import get_gateway
+from ..payments.processor import gateway_name
 from .context import SYSTEM
 from .engine import fire
 from .models import BillingRequest
-from .service import _context, resume_pending
+from .steps import context_for, resume_pending
 
 BATCH = 500
 MAX_RENEWALS_PER_PURCHASE = 1000
@@ -65,7 +65,7 @@ def end_due_cancellations(now: datetime) -> int:
                     db.session.commit()
                     continue
                 if request is not None:
-                    fire(_context(request, purchase, now), "period_end", actor=SYSTEM,
+                    fire(context_for(request, purchase, now), "period_end", actor=SYSTEM,
                          note="The paid period ended.")
                 else:  # scheduled outside any request (imported data): end it all the same
                     purchase.status = "cancelled"
@@ -114,6 +114,6 @@ def run_tick(now: datetime) -> list[str]:
         f"Resumed {len(resumed)} pending processor step(s).",
         f"Ended {ended} scheduled cancellation(s) due by {now:%Y-%m-%dT%H:%M:%SZ}.",
     ]
-    if getattr(get_gateway(), "name", "") == "sandbox":
+    if gateway_name() == "sandbox":
         lines.append(f"Recorded {renew_due_subscriptions(now)} sandbox renewal payment(s).")
     return lines

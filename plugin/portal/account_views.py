@@ -1,0 +1,144 @@
+"""The portal's billing address and card pages."""
+from __future__ import annotations
+
+from flask import current_app, redirect, request
+from pydantic import ValidationError
+
+from ..errors import Conflict, InvalidInput, PaymentDeclined, Unavailable
+from ..ledger.models import Lead
+from ..ledger.schemas import Address
+from ..ledger.service import get_settings
+from ..payments.interface import PayPalManaged
+from ..urls import endpoint_url
+from ..workflows import policy
+from . import actions
+from .auth import require_lead
+from .display import brand
+from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm
+from .notices import notify
+from .pages import bp, csrf_failed, page_url, render
+
+# -- billing address ----------------------------------------------------------------------------
+
+
+@bp.route("/purchases/<order_id>/address", methods=["GET", "POST"])
+def address(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
+    if request.method == "GET":
+        form = AddressForm(data=dict(purchase.billing_address or {}), locale=locale)
+        return render("address.html", lead=lead, form=form, purchase=purchase)
+    form = AddressForm(locale=locale)
+    error = None
+    if form.validate_on_submit():
+        fields = {name: (getattr(form, name).data or "").strip()
+                  for name in ("name", "line1", "line2", "city", "region", "postal_code", "country")}
+        try:
+            new_address = Address.model_validate(fields)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = getattr(form, str(err["loc"][0]), None)
+                if field is not None:
+                    field.errors = list(field.errors) + [err["msg"].removeprefix("Value error, ")]
+            error = "Some fields need attention; nothing was changed."
+        else:
+            actions.update_billing_address(lead.id, order_id, new_address)
+            notify(f"Your billing address for {purchase.product} is updated. It will appear in the "
+                  "“Bill to” section of your future invoices; past invoices keep their address.")
+            return redirect(page_url("index"))
+    else:
+        error = CSRF_MESSAGE if csrf_failed(form) else "Some fields need attention; nothing was changed."
+    return render("address.html", 400, lead=lead, form=form, purchase=purchase, error=error)
+
+
+# -- cards --------------------------------------------------------------------------------------
+
+
+def _token_url() -> str:
+    """Where the card form sends the card details: the processor's token endpoint, never our server."""
+    configured = current_app.config.get("SELF_BILLING_CARD_TOKEN_URL")
+    if configured:
+        return configured
+    return endpoint_url("self_billing_sandbox.tokens", "/sandbox/tokens")
+
+
+def _cards_page(lead: Lead, order_id: str, status: int = 200, error: str | None = None):
+    purchase = actions.own_purchase(lead.id, order_id)
+    if purchase.payment_type == "paypal":
+        return render("cards.html", status, lead=lead, purchase=purchase, paypal=True,
+                      manage_url=PayPalManaged.manage_url, cards=[])
+    _purchase, cards = actions.list_cards(lead.id, order_id)
+    can_change = policy.can_change_card(purchase, get_settings())
+    return render("cards.html", status, lead=lead, purchase=purchase, paypal=False, cards=cards,
+                  can_change=can_change, action_form=ActionForm(), error=error)
+
+
+@bp.get("/purchases/<order_id>/cards")
+def cards(order_id: str):
+    lead = require_lead()
+    return _cards_page(lead, order_id)
+
+
+@bp.get("/purchases/<order_id>/cards/new")
+def new_card(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    if purchase.payment_type == "paypal":
+        return redirect(page_url("cards", order_id=order_id))
+    if not policy.can_change_card(purchase, get_settings()):
+        raise Conflict("Cards can be changed only for an active subscription.",
+                               code="card_change_not_available")
+    return render("card_new.html", lead=lead, purchase=purchase, form=CardTokenForm(), token_url=_token_url())
+
+
+@bp.post("/purchases/<order_id>/cards")
+def add_card(order_id: str):
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    form = CardTokenForm()
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if csrf_failed(form) else (
+            "The card details did not reach the payment processor, so no card was added. "
+            "Adding a card needs JavaScript: turn it on and try again.")
+        # A fresh form (formdata=None): what was posted as the token is never echoed back, even when
+        # someone pasted a card number into it; the card form asks the processor for a new token anyway.
+        return render("card_new.html", 400, lead=lead, purchase=purchase, form=CardTokenForm(formdata=None),
+                      token_url=_token_url(), error=error)
+    try:
+        method, created = actions.add_card(lead.id, order_id, form.token.data)
+    except (InvalidInput, PaymentDeclined, Unavailable) as err:
+        return render("card_new.html", err.status, lead=lead, purchase=purchase,
+                      form=CardTokenForm(formdata=None), token_url=_token_url(), error=err.message)
+    notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
+          + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
+    return redirect(page_url("cards", order_id=order_id))
+
+
+def _card_action(order_id: str, method_id: int, verb: str):
+    lead = require_lead()
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return _cards_page(lead, order_id, 400, error=CSRF_MESSAGE)
+    try:
+        if verb == "default":
+            method = actions.set_default_card(lead.id, order_id, method_id)
+            notify(f"Future payments will be charged to your {brand(method.brand)} card ending in {method.last4}.")
+        else:
+            method = actions.remove_card(lead.id, order_id, method_id)
+            notify(f"Your {brand(method.brand)} card ending in {method.last4} was removed.")
+    except (Conflict, Unavailable) as err:
+        if err.code == "paypal_managed":
+            raise
+        return _cards_page(lead, order_id, err.status, error=err.message)
+    return redirect(page_url("cards", order_id=order_id))
+
+
+@bp.post("/purchases/<order_id>/cards/<int:method_id>/default")
+def default_card(order_id: str, method_id: int):
+    return _card_action(order_id, method_id, "default")
+
+
+@bp.post("/purchases/<order_id>/cards/<int:method_id>/remove")
+def remove_card(order_id: str, method_id: int):
+    return _card_action(order_id, method_id, "remove")
