@@ -1,7 +1,9 @@
 """The ``self-billing`` command group: ``flask --app <host> self-billing ...``.
 
-Every host gets these: the schema, the worker and the scheduler. Demo data is the demo app's own
-(``flask --app plugin.demo helpdesk seed``, :mod:`plugin.demo.seed`), never a host's command.
+Every host gets these (contract section 1): the schema, the demo data set, the worker and the
+scheduler. ``seed-demo`` (:mod:`plugin.demo.seed`) refuses, changing nothing, a database that holds
+any order that is not the demo's own, so on a shop's database it can never switch real orders to
+automatic refunds.
 """
 from __future__ import annotations
 
@@ -42,6 +44,18 @@ def init_db_command() -> None:
     except SchemaError as error:
         raise click.ClickException(str(error)) from None
     click.echo(message)
+
+
+@cli_group.command("seed-demo")
+@click.pass_context
+def seed_demo_command(ctx: click.Context) -> None:
+    """Load the demo data and print the logins to try it with (an empty or demo database only).
+
+    Refuses (exit status 3, nothing changed) a database holding orders that are not the demo's.
+    """
+    from .demo.seed import seed_command  # the demo's data set, imported only when it is asked for
+
+    ctx.invoke(seed_command)
 
 
 @cli_group.command("worker")

@@ -1,4 +1,4 @@
-"""``flask --app plugin.demo helpdesk seed``: a consistent demo data set, loaded twice without change, with
+"""``flask --app plugin.demo self-billing seed-demo``: a consistent demo data set, loaded twice without change, with
 logins that work; the demo app's command only, and never into a database that holds a real shop's orders."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def demo(database_url, tmp_path):
 
 
 def seed(app) -> str:
-    result = app.test_cli_runner().invoke(args=["helpdesk", "seed"])
+    result = app.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -132,16 +132,19 @@ def test_printed_logins_work_in_the_portal(demo):
 
 
 
-def test_a_host_has_no_seeding_command(make_app, demo):
-    """Demo data is the demo app's command: a host's ``flask self-billing`` has none (it would switch a real
-    shop to automatic refunds)."""
-    for app in (make_app(), demo):
-        group = app.cli.commands["self-billing"]
-        assert {"init-db", "worker", "tick"} <= set(group.commands)
-        assert [name for name in group.commands if "seed" in name or "demo" in name] == []
-        result = app.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
-        assert result.exit_code == 2 and "No such command 'seed-demo'" in result.output
-    assert "seed" in demo.cli.commands["helpdesk"].commands
+def test_on_a_hosts_shop_database_seed_demo_changes_nothing(make_app):
+    """Every host has ``self-billing seed-demo`` (contract section 1), and on a shop's own database it
+    refuses: it would switch the shop to automatic refunds."""
+    host = make_app()
+    assert {"init-db", "seed-demo", "worker", "tick"} <= set(host.cli.commands["self-billing"].commands)
+    shop = Ledger(host)
+    shop.settings(enabled=True, cancellation={"mode": "request"}, refunds={"mode": "request"})
+    shop.price("pro-monthly")
+    shop.order("ORD-7001", email="real@example.com")
+    result = host.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
+    assert result.exit_code == 3 and "(ORD-7001)" in result.output, result.output
+    with host.app_context():
+        assert (get_settings().refund_mode, get_settings().cancellation_mode) == ("request", "request")
 
 
 def test_seeding_refuses_a_database_with_a_real_shops_orders(demo):
@@ -151,12 +154,12 @@ def test_seeding_refuses_a_database_with_a_real_shops_orders(demo):
     shop.order("ORD-7001", email="real@example.com")
     before = row_counts(demo)
 
-    result = demo.test_cli_runner().invoke(args=["helpdesk", "seed"])
+    result = demo.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
 
     assert result.exit_code == 3, result.output
     output = " ".join(result.output.split())
     assert "Not seeding" in output and "holds 1 order that is not the demo's (ORD-7001)" in output, output
-    assert "empty database" in output and "flask --app plugin.demo helpdesk seed" in output, output
+    assert "empty database" in output and "flask --app plugin.demo self-billing seed-demo" in output, output
     assert row_counts(demo) == before
     with demo.app_context():
         session = demo.extensions["sqlalchemy"].session
@@ -168,5 +171,5 @@ def test_seeding_refuses_a_database_with_a_real_shops_orders(demo):
 def test_a_real_order_among_the_demos_still_stops_a_second_seeding(demo):
     seed(demo)
     Ledger(demo).order("ORD-7002", email="real@example.com", price_point="pro-monthly")
-    result = demo.test_cli_runner().invoke(args=["helpdesk", "seed"])
+    result = demo.test_cli_runner().invoke(args=["self-billing", "seed-demo"])
     assert result.exit_code == 3 and "(ORD-7002)" in result.output, result.output

@@ -52,7 +52,7 @@ def demo_with_catcher(database_url, tmp_path, catcher):
                       "HELPDESK_MAILBOX": str(tmp_path / "mail")},
                      instance_path=str(tmp_path / "instance"))
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["helpdesk", "seed"]).exit_code == 0
+    assert runner.invoke(args=["self-billing", "seed-demo"]).exit_code == 0
     yield app
     with app.app_context():
         app.extensions["sqlalchemy"].session.remove()
@@ -107,7 +107,7 @@ def test_serve_runs_the_whole_demo_and_ctrl_c_stops_it(tmp_path):
                FLASK_HELPDESK_MAILBOX=str(tmp_path / "mail"), FLASK_SELF_BILLING_INVOICE_CACHE_DIR=str(tmp_path / "pdf"),
                SERVE_TEST_TAG="helpdesk-serve-test")
     flask = [sys.executable, "-m", "flask", "--app", "plugin.demo"]
-    for command in (["self-billing", "init-db"], ["helpdesk", "seed"]):
+    for command in (["self-billing", "init-db"], ["self-billing", "seed-demo"]):
         subprocess.run([*flask, *command], env=env, check=True, capture_output=True)
     log = open(tmp_path / "serve.log", "wb")
     # SERVE_TEST_TAG in the environment marks every process serve starts (see _env_tagged_processes).

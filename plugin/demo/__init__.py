@@ -48,7 +48,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, instance_path: s
     app.register_blueprint(help_center.bp, url_prefix="/help")
     desk.init_app(app, self_billing)
     agents.helpdesk_cli.add_command(serve.serve_command)
-    agents.helpdesk_cli.add_command(seed.seed_command)  # demo data: this app's command, no host's
     app.cli.add_command(agents.helpdesk_cli)
     app.after_request(settings.security_headers)
 

@@ -1,8 +1,8 @@
-"""``flask --app plugin.demo helpdesk seed``: a small, realistic data set to try the portal and the desk with.
+"""``flask self-billing seed-demo``: a small, realistic data set to try the portal and the desk with.
 
-It is the demo app's command, not a host's: it switches the merchant's settings to automatic
-cancellations and refunds. It refuses a database that holds any order that is not one of the
-demo's own (:class:`NotADemoDatabase`), so pointed at a real shop by mistake it changes nothing.
+It switches the merchant's settings to automatic cancellations and refunds, so it refuses a
+database that holds any order that is not one of the demo's own (:class:`NotADemoDatabase`):
+pointed at a real shop by mistake, it changes nothing.
 
 Everything goes through the plugin's public Python APIs (``plugin.ledger.service``
 for settings, price points, orders and payments; ``plugin.workflows.service``
@@ -154,7 +154,7 @@ def refuse_a_real_shop() -> None:
         "this shop to automatic cancellations and refunds and add demo customers beside its own; nothing "
         "was changed. To try the demo, give it an empty database of its own: set "
         "FLASK_SQLALCHEMY_DATABASE_URI (or leave it unset for the demo's SQLite file), run "
-        "`flask --app plugin.demo self-billing init-db`, then `flask --app plugin.demo helpdesk seed`."
+        "`flask --app plugin.demo self-billing init-db`, then `flask --app plugin.demo self-billing seed-demo`."
     )
 
 
@@ -313,7 +313,7 @@ class SeedRefused(click.ClickException):
     exit_code = 3
 
 
-@click.command("seed")
+@click.command("seed-demo")
 @with_appcontext
 def seed_command() -> None:
     """Load the demo data and print the logins to try it with (into an empty or demo database only).

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.wrappers import Response
 
-#: The desk login of the demo data set (``flask --app plugin.demo helpdesk seed`` prints it).
+#: The desk login of the demo data set (``flask --app plugin.demo self-billing seed-demo`` prints it).
 #: Set HELPDESK_AGENTS to replace it.
 DEMO_AGENT_EMAIL = "agent@example.com"
 DEMO_AGENT_PASSWORD = "demo-agent-pass"
