@@ -2,10 +2,10 @@
 
 The rest of the plugin calls :func:`enqueue` inside the transaction of the
 change the email is about; ``flask self-billing worker`` sends what is queued
-(:mod:`.worker`). Templates: :mod:`.templates` (the merchant's subject and body,
-``{order_id}``-style placeholders) inside the overridable Jinja files
-``self_billing/email/<kind>.txt`` and ``.html``. Merchant API:
-:mod:`plugin.api.admin_emails`.
+(:mod:`.worker`, whose docstring names the modules it is made of). Templates:
+:mod:`.templates` (the merchant's subject and body, ``{order_id}``-style
+placeholders) inside the overridable Jinja files ``self_billing/email/<kind>.txt``
+and ``.html``. Merchant API: :mod:`plugin.api.admin_emails`.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .outbox import KINDS, enqueue, failed_emails, queued_count
 from .recording import record_messages
+from .smtp import init_mail
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
@@ -26,7 +27,4 @@ def init_app(app: Flask) -> None:
     The send-after-commit hook (:mod:`.after_commit`) goes on the app's session once the
     plugin knows which Flask-SQLAlchemy instance that is (:mod:`plugin.database_binding`).
     """
-    if "mail" not in app.extensions:
-        from flask_mail import Mail
-
-        Mail(app)
+    init_mail(app)

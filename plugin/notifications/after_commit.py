@@ -23,6 +23,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from .outbox import PENDING_KEY
+from .worker import send_now
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ def _after_commit(session: Session) -> None:
             ids.append(identity[0])
     if not ids:
         return
-    from .worker import send_now
-
     try:
         report = send_now(ids)
     except Exception:  # noqa: BLE001 - the change is committed; the worker will send the email later

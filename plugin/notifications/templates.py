@@ -26,6 +26,7 @@ import string
 from datetime import date, datetime
 from typing import Any
 
+from babel.dates import format_date
 from flask import current_app, render_template
 from sqlalchemy import select
 
@@ -236,8 +237,6 @@ def _parse_date(value: Any) -> date | datetime | None:
 
 def placeholder_values(context: dict[str, Any]) -> dict[str, str]:
     """The six placeholder values of an email, formatted for people in the configured locale."""
-    from babel.dates import format_date
-
     locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
     when = _parse_date(context.get("date"))
     amount = ""
