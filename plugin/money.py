@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from babel.numbers import format_currency
+
 CENT = Decimal("0.01")
 
 
 def to_cents(amount: Decimal | str | int) -> int:
-    """Convert a decimal amount with at most two places to integer cents.
+    """Convert a decimal amount with at most two places to integer cents (the low-level converter;
+    what people and programs send is parsed by :func:`plugin.validation.parse_amount`, built on this).
 
     Raises ValueError for floats, more than two decimal places, non-numbers and
     numbers too large to hold (never ``decimal.InvalidOperation``).
@@ -45,6 +48,4 @@ def format_amount(cents: int) -> str:
 
 def format_money(cents: int, currency: str, locale: str = "en_US") -> str:
     """Amount for people, formatted by Babel in the given currency (``$49.00``)."""
-    from babel.numbers import format_currency
-
     return format_currency(from_cents(cents), currency, locale=locale)

@@ -17,6 +17,7 @@ with an error that lists the differences, and nothing is changed.
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.operations import ops
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import ForeignKeyConstraint, create_engine, inspect
 from sqlalchemy.engine import Connection, Engine
 
+from . import models
 from .db import Base, db
+from .ledger.settings import create_settings_row
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "sb_alembic_version"
@@ -79,9 +83,6 @@ def _defer_cyclic_foreign_keys(context: Any, revision: Any, directives: list[Any
     table and added at the end of the revision as a batch operation (an
     ``ALTER TABLE`` on PostgreSQL, a table copy on SQLite). Downgrades drop them first.
     """
-    from alembic.operations import ops
-    from sqlalchemy import ForeignKeyConstraint
-
     script = directives[0]
     for upgrade_ops in script.upgrade_ops_list:
         deferred: dict[str, list[Any]] = {}
@@ -102,8 +103,6 @@ def _defer_cyclic_foreign_keys(context: Any, revision: Any, directives: list[Any
 
 def migration_options(connection: Connection) -> dict[str, Any]:
     """Options of Alembic's ``context.configure`` shared by upgrades, autogenerate and the drift check."""
-    from . import models  # noqa: F401  (every model on the metadata)
-
     return {
         "connection": connection,
         "target_metadata": Base.metadata,
@@ -218,8 +217,6 @@ def _adopt_unversioned(connection: Connection, config: Config) -> str:
 
 def upgrade_engine(engine: Engine) -> str:
     """Upgrade the plugin's schema on ``engine`` to the newest revision; returns what was done."""
-    from . import models  # noqa: F401
-
     with engine.begin() as connection:
         config = alembic_config(connection)
         before = current_revision(connection)
@@ -243,8 +240,6 @@ def make_revision(message: str, database_url: str | None = None, reset: bool = F
     ``reset=True`` first deletes every revision, so one initial revision is
     written again: only before a release, while no database in use has them.
     """
-    import tempfile
-
     if reset:
         for old in (MIGRATIONS_DIR / "versions").glob("*.py"):
             old.unlink()
@@ -266,6 +261,11 @@ def make_revision(message: str, database_url: str | None = None, reset: bool = F
 
 
 def init_db() -> str:
-    """Create or upgrade the plugin's tables on the current app's database. Safe to run twice."""
+    """Create or upgrade the plugin's tables on the current app's database, and the merchant's
+    settings row (with the defaults) if it is missing. Safe to run twice."""
     db.session.remove()  # nothing of ours may hold a transaction open while the schema changes
-    return upgrade_engine(db.engine)
+    done = upgrade_engine(db.engine)
+    with db.engine.begin() as connection:
+        if create_settings_row(connection):
+            done += " Created the settings row with the defaults (self-service billing off)."
+    return done

@@ -436,7 +436,7 @@ def test_python_api_and_http_api_agree(app, merchant):
     with app.app_context():
         price, created = service.upsert_price_point("pro-py", PRICE)
         assert created
-        from plugin.ledger.present import payment_to_dict, price_point_to_dict
+        from plugin.ledger.present import order_to_dict, payment_to_dict, price_point_to_dict
 
         py_price = price_point_to_dict(price)
         purchase, _ = service.upsert_order("ORD-py", order_body(price_point="pro-py"))
@@ -445,7 +445,7 @@ def test_python_api_and_http_api_agree(app, merchant):
         service.upsert_order("ORD-py", order_body(price_point="pro-py", billing_address={**ADDRESS, "city": "Ogden"}))
         service.record_payment("ORD-py", {"payment_id": "PAY2-py", "paid_at": "2026-02-28T09:00:00Z",
                                           "amount": "10.00"})
-        py_order = service.order_to_dict(service.get_purchase("ORD-py"))
+        py_order = order_to_dict(service.get_purchase("ORD-py"))
         py_settings = service.settings_to_dict(service.update_settings({"refunds": {"mode": "disabled"}}))
 
     http_price = merchant.put("/price-points/pro-http", PRICE).get_json()

@@ -12,9 +12,10 @@ empty) the merchant API is off and every route answers **404**
 would only invite clients to guess tokens.
 
 The views only translate HTTP: path ids are checked with
-:func:`plugin.ledger.schemas.is_valid_id`, bodies with the schemas of
+:func:`plugin.validation.check_id`, bodies with the schemas of
 :mod:`plugin.ledger.schemas` through :func:`.common.parse_body`, and the work is
-done by :mod:`plugin.ledger.service`, the same functions hosts call in-process.
+done by :mod:`plugin.ledger.service`, the same functions hosts call in-process
+(sandbox faults: :mod:`plugin.payments.sandbox_faults`).
 PUTs answer 201 when they created something and 200 when they replaced it; the
 same request twice leaves the same rows.
 """
@@ -27,8 +28,12 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..errors import NotFound, NotLoggedIn
 from ..ledger import service
-from ..ledger.present import payment_to_dict, price_point_to_dict
-from ..ledger.schemas import FaultsIn, OrderIn, PaymentIn, PricePointIn, SettingsIn
+from ..ledger import settings as merchant_settings
+from ..ledger.present import order_to_dict, payment_to_dict, price_point_to_dict
+from ..ledger.schemas import OrderIn, PaymentIn, PricePointIn, SettingsIn
+from ..payments import sandbox_faults
+from ..payments.sandbox_faults import FaultsIn
+from ..validation import check_id
 from .common import install_json_errors, parse_body
 from .idempotency import install_idempotency
 
@@ -98,7 +103,7 @@ def _answer(body: Any, status: int = 200) -> Response:
 def _settings_body(settings: Any) -> dict[str, Any]:
     """The settings, with the links customers log in at (the spec: "find the link for each type of
     billing portal in your account"): the standalone portal, and each My Orders tab the host registered."""
-    body = service.settings_to_dict(settings)
+    body = merchant_settings.settings_to_dict(settings)
     doors = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
     links: dict[str, Any] = {"standalone": None, "helpdesk": None}
     for name, door in doors.items():
@@ -110,13 +115,13 @@ def _settings_body(settings: Any) -> dict[str, Any]:
 
 @bp.get("/settings")
 def get_settings() -> Response:
-    return _answer(_settings_body(service.get_settings()))
+    return _answer(_settings_body(merchant_settings.get_settings()))
 
 
 @bp.put("/settings")
 def put_settings() -> Response:
     data = parse_body(SettingsIn)
-    return _answer(_settings_body(service.update_settings(data)))
+    return _answer(_settings_body(merchant_settings.update_settings(data)))
 
 
 # -- price points -----------------------------------------------------------------------
@@ -129,7 +134,7 @@ def get_price_point(code: str) -> Response:
 
 @bp.put("/price-points/<code>")
 def put_price_point(code: str) -> Response:
-    service.check_id(code, "code")
+    check_id(code, "code")
     data = parse_body(PricePointIn)
     price, created = service.upsert_price_point(code, data)
     return _answer(price_point_to_dict(price), 201 if created else 200)
@@ -140,21 +145,21 @@ def put_price_point(code: str) -> Response:
 
 @bp.put("/orders/<order_id>")
 def put_order(order_id: str) -> Response:
-    service.check_id(order_id, "order_id")
+    check_id(order_id, "order_id")
     data = parse_body(OrderIn)
     purchase, created = service.upsert_order(order_id, data)
-    return _answer(service.order_to_dict(purchase), 201 if created else 200)
+    return _answer(order_to_dict(purchase), 201 if created else 200)
 
 
 @bp.get("/orders/<order_id>")
 def get_order(order_id: str) -> Response:
-    service.check_id(order_id, "order_id")
-    return _answer(service.order_to_dict(service.get_purchase(order_id)))
+    check_id(order_id, "order_id")
+    return _answer(order_to_dict(service.get_purchase(order_id)))
 
 
 @bp.post("/orders/<order_id>/payments")
 def post_payment(order_id: str) -> Response:
-    service.check_id(order_id, "order_id")
+    check_id(order_id, "order_id")
     data = parse_body(PaymentIn)
     payment, created = service.record_payment(order_id, data)
     return _answer(payment_to_dict(payment, payment.purchase), 201 if created else 200)
@@ -165,14 +170,14 @@ def post_payment(order_id: str) -> Response:
 
 @bp.get("/sandbox/faults")
 def get_faults() -> Response:
-    return _answer(service.get_sandbox_faults())
+    return _answer(sandbox_faults.get_sandbox_faults())
 
 
 @bp.put("/sandbox/faults")
 def put_faults() -> Response:
-    service.require_sandbox()
+    sandbox_faults.require_sandbox()
     data = parse_body(FaultsIn)
-    return _answer(service.set_sandbox_faults(data))
+    return _answer(sandbox_faults.set_sandbox_faults(data))
 
 
 # After the guards above: they authenticate the caller the key belongs to.

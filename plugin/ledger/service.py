@@ -1,130 +1,44 @@
-"""The merchant's operations on the ledger, as a Python API.
+"""The merchant's operations on the ledger, as a Python API: price points, orders, payments.
 
 Hosts that sync orders in-process call these directly; the merchant HTTP API
 (``plugin.api.admin``) validates with the same schemas and calls these too, so
 both give the same answers and the same errors. Each write function takes its
-schema model or a plain mapping (validated with :func:`.schemas.validate`),
+schema model or a plain mapping (validated with :func:`plugin.validation.validate`),
 commits its own transaction, and is idempotent: the same input twice leaves the
 same rows. A function that fails rolls back and writes nothing.
+
+The settings are :mod:`.settings` (re-exported here); what the merchant reads back
+of an order is :func:`plugin.ledger.present.order_to_dict`.
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
 from ..locking import lock_purchase
-from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
+from ..notifications import enqueue
+from ..validation import check_id, parse_amount
+from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase
 from .periods import add_interval
-from .present import iso_utc
-from .schemas import (
-    CardMethodIn,
-    FaultsIn,
-    OrderIn,
-    PaymentIn,
-    PricePointIn,
-    SettingsIn,
-    is_valid_id,
-    money_cents,
-    validate,
-)
+from .schemas import CardMethodIn, OrderIn, PaymentIn, PricePointIn, validate
+from .settings import SETTINGS_ID, get_settings, settings_to_dict, update_settings
+from .transaction import one_transaction
 
-SETTINGS_ID = 1
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _write(fn: F) -> F:
-    """Run ``fn`` as one transaction that writes all or nothing.
-
-    On failure whatever ``fn`` left in the session is rolled back. When a
-    concurrent call created the same lead, price point, order or payment first
-    (a unique key raced), ``fn`` runs once more and then finds that row, so the
-    same request sent twice at once still answers as a repeat.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                return fn(*args, **kwargs)
-            except IntegrityError:
-                db.session.rollback()
-                if attempt == 2:
-                    raise
-            except BaseException:
-                db.session.rollback()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return wrapper  # type: ignore[return-value]
-
-
-def check_id(value: str, field: str) -> str:
-    """``value`` when it is an id of the accepted form, else a 400 naming ``field``."""
-    if not is_valid_id(value):
-        raise InvalidInput(
-            f"The {field} in the URL is not valid: use 1 to 64 letters, digits, '.', '_' or '-'.",
-            fields={field: "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"},
-        )
-    return value
-
-
-# -- settings --------------------------------------------------------------------------
-
-
-def get_settings() -> Settings:
-    """The merchant's settings row, created with defaults on first use."""
-    settings = db.session.get(Settings, SETTINGS_ID)
-    if settings is None:
-        settings = Settings(id=SETTINGS_ID, enabled=False, portal="both",
-                            cancellation_mode="request", refund_mode="request", department="Billing")
-        db.session.add(settings)
-        try:
-            db.session.commit()
-        except IntegrityError:  # created concurrently
-            db.session.rollback()
-            settings = db.session.get(Settings, SETTINGS_ID)
-    return settings
-
-
-def settings_to_dict(settings: Settings) -> dict[str, Any]:
-    return {
-        "enabled": settings.enabled,
-        "portal": settings.portal,
-        "cancellation": {"mode": settings.cancellation_mode},
-        "refunds": {"mode": settings.refund_mode},
-        "department": settings.department,
-    }
-
-
-@_write
-def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
-    """Apply any subset of the settings."""
-    data = validate(SettingsIn, data)
-    settings = get_settings()
-    if data.enabled is not None:
-        settings.enabled = data.enabled
-    if data.portal is not None:
-        settings.portal = data.portal
-    if data.cancellation is not None:
-        settings.cancellation_mode = data.cancellation.mode
-    if data.refunds is not None:
-        settings.refund_mode = data.refunds.mode
-    if data.department is not None:
-        settings.department = data.department
-    db.session.commit()
-    return settings
+__all__ = [
+    "SETTINGS_ID", "check_id", "find_or_create_lead", "get_price_point", "get_purchase", "get_settings",
+    "read_price_point", "record_payment", "settings_to_dict", "update_settings", "upsert_order",
+    "upsert_price_point",
+]
 
 
 # -- price points ----------------------------------------------------------------------
 
 
-@_write
+@one_transaction
 def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tuple[PricePoint, bool]:
     """Create or replace the price point ``code``. Returns it and whether it was created."""
     check_id(code, "code")
@@ -135,7 +49,7 @@ def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tup
         price = PricePoint(code=code)
         db.session.add(price)
     price.product = data.product
-    price.amount_cents = money_cents(data.amount)
+    price.amount_cents = parse_amount(data.amount, allow_zero=True)
     price.currency = data.currency
     price.interval = data.interval
     price.interval_count = data.interval_count if data.interval else 1
@@ -193,7 +107,7 @@ def read_price_point(code: str) -> PricePoint:
     price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
     if price is None:
         raise NotFound(
-            f"There is no price point {code!r}; create it with PUT /api/admin/price-points/{code}.",
+            f"There is no price point {code!r}; create it first.",
             code="price_point_not_found",
         )
     return price
@@ -204,14 +118,14 @@ def get_price_point(code: str) -> PricePoint:
     price = db.session.execute(select(PricePoint).where(PricePoint.code == code)).scalar_one_or_none()
     if price is None:
         raise InvalidInput(
-            f"There is no price point {code!r}; create it first with PUT /api/admin/price-points/{code}.",
+            f"There is no price point {code!r}; create it before the orders that name it.",
             code="unknown_price_point",
             fields={"price_point": "unknown price point"},
         )
     return price
 
 
-@_write
+@one_transaction
 def upsert_order(order_id: str, data: OrderIn | Mapping[str, Any]) -> tuple[Purchase, bool]:
     """Create or replace the purchase ``order_id``; the lead is found or created by email.
 
@@ -267,8 +181,6 @@ def upsert_order(order_id: str, data: OrderIn | Mapping[str, Any]) -> tuple[Purc
         _apply_card(purchase, data.payment_method)
     _refresh_next_payment(purchase)
     if created and data.send_confirmation:
-        from ..notifications import enqueue
-
         enqueue("purchase_confirmation", purchase)
     db.session.commit()
     return purchase, created
@@ -299,7 +211,7 @@ def get_purchase(order_id: str) -> Purchase:
     return purchase
 
 
-@_write
+@one_transaction
 def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[Payment, bool]:
     """Record a completed payment of ``order_id``. Returns it and whether it is new.
 
@@ -321,7 +233,7 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
                 "give each payment its own payment_id.",
                 code="payment_id_taken",
             )
-        wanted = money_cents(data.amount) if data.amount is not None else existing.amount_cents
+        wanted = parse_amount(data.amount) if data.amount is not None else existing.amount_cents
         if existing.paid_at != data.paid_at or existing.amount_cents != wanted:
             raise Conflict(
                 f"Payment {data.payment_id!r} is already recorded with another time or amount; "
@@ -336,7 +248,7 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
         raise Conflict("This subscription ends before that date; no payment is taken after it.",
                        code="purchase_cancelled")
     price = purchase.price_point
-    amount = money_cents(data.amount) if data.amount is not None else purchase.amount_cents
+    amount = parse_amount(data.amount) if data.amount is not None else purchase.amount_cents
     if amount <= 0:
         raise InvalidInput("A payment must be more than zero.", fields={"amount": "must be more than 0"})
     payment = Payment(
@@ -357,77 +269,3 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
     _refresh_next_payment(purchase)
     db.session.commit()
     return payment, True
-
-
-# -- what the merchant reads back ----------------------------------------------------------
-
-
-def order_to_dict(purchase: Purchase) -> dict[str, Any]:
-    """The purchase as the customer sees it (contract P, with its requests), plus the merchant's extras.
-
-    Extras: ``price_point`` (its code), ``lead`` (email and names), each
-    payment's ``bill_to`` (the address it was invoiced to) and ``tickets``
-    (id, subject, department, status) opened for the purchase's requests.
-    """
-    from ..presenters import purchase_to_dict
-    from ..tickets.models import Ticket
-
-    data = purchase_to_dict(purchase)
-    data["price_point"] = purchase.price_point.code
-    lead = db.session.get(Lead, purchase.lead_id)
-    data["lead"] = {"email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name}
-    bill_to = {
-        payment_id: dict(address or {})
-        for payment_id, address in db.session.execute(
-            select(Payment.payment_id, Payment.bill_to).where(Payment.purchase_id == purchase.id)
-        )
-    }
-    for payment in data.get("payments", []):
-        payment["bill_to"] = bill_to.get(payment["payment_id"], {})
-    tickets = db.session.execute(
-        select(Ticket).where(Ticket.purchase_id == purchase.id).order_by(Ticket.id)
-    ).scalars()
-    data["tickets"] = [
-        {
-            "id": ticket.id,
-            "subject": ticket.subject,
-            "department": ticket.department.name,
-            "status": ticket.status,
-            "created_at": iso_utc(ticket.created_at),
-        }
-        for ticket in tickets
-    ]
-    return data
-
-
-# -- the sandbox processor's fault injection -----------------------------------------------
-
-
-def require_sandbox(what: str = "Fault injection") -> Any:
-    """The sandbox gateway, or a 404 saying ``what`` exists only with the sandbox processor."""
-    from ..payments import get_gateway
-    from ..payments.sandbox import SandboxGateway
-
-    gateway = get_gateway()
-    if not isinstance(gateway, SandboxGateway):
-        raise NotFound(
-            f"{what} exists only on the sandbox processor, and this app uses "
-            f"the {getattr(gateway, 'name', 'configured')!r} gateway (SELF_BILLING_GATEWAY).",
-            code="sandbox_not_in_use",
-        )
-    return gateway
-
-
-def get_sandbox_faults() -> dict[str, int]:
-    """How many of the next refund, cancel and attach_card calls the sandbox will fail."""
-    return require_sandbox().set_faults({})
-
-
-def set_sandbox_faults(data: FaultsIn | Mapping[str, Any]) -> dict[str, int]:
-    """Make the sandbox fail the next n calls of each kind given; answers every kind's count.
-
-    404 when the configured gateway is not the sandbox.
-    """
-    gateway = require_sandbox()
-    data = validate(FaultsIn, data)
-    return gateway.set_faults(data.model_dump(exclude_none=True))

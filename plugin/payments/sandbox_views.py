@@ -13,14 +13,20 @@ The route exists only while the configured gateway is the sandbox (404 otherwise
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+)
 
-from ..api.common import install_json_errors, parse_body
 from ..errors import NotFound
+from ..http_json import install_json_errors, parse_body
 from .sandbox import SandboxGateway, luhn_valid
 
 bp = Blueprint("self_billing_sandbox", __name__)
@@ -68,7 +74,7 @@ def _year(value: Any) -> int:
     year = _whole_number(value)
     if year < 100:  # "27" on the card means 2027
         year += 2000
-    this_year = datetime.now(timezone.utc).year
+    this_year = datetime.now(UTC).year
     if year < this_year:
         raise ValueError("the card has expired (the year is in the past)")
     if year > this_year + 50:
@@ -96,7 +102,7 @@ class CardIn(BaseModel):
     @classmethod
     def _not_expired(cls, year: int, info: ValidationInfo) -> int:
         month = info.data.get("exp_month")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if month is not None and (year, month) < (now.year, now.month):
             raise ValueError("the card has expired (the month is in the past)")
         return year

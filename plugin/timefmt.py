@@ -1,0 +1,14 @@
+"""Times as every JSON answer writes them: ISO 8601 in UTC, whole seconds, with a ``Z``."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timezone
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """``2026-11-26T10:00:00Z``, or None. A naive time is taken as UTC (the database's times are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    # isoformat, not strftime("%Y"): the year has its four digits on every platform
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
