@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from ..db import db, utcnow
 from ..errors import Conflict, InvalidInput, NotFound
+from ..ledger.models import Lead, Purchase
 from ..notifications import templates
 from ..notifications.models import OUTBOX_STATUSES, OutboxEmail
 from ..notifications.outbox import email_to_dict, list_emails
@@ -98,8 +99,6 @@ def get_email_outbox() -> Response:
 
 @bp.post("/email-outbox/<email_id>/retry")
 def retry_email(email_id: str) -> Response:
-    from ..ledger.models import Lead, Purchase
-
     not_found = NotFound("There is no such email in the outbox; check its id in GET /api/admin/email-outbox.")
     row = db.session.get(OutboxEmail, path_id(email_id, not_found), with_for_update=True)
     if row is None:

@@ -14,11 +14,14 @@ from typing import Any
 
 from flask import Blueprint, g, request
 
+from ..db import db
 from ..errors import InvalidInput, NotFound
-from ..tickets import actions, present, service
+from ..ledger.models import Purchase
+from ..presenters import purchase_to_dict, request_to_dict
+from ..tickets import actions, present, queries, service
 from ..tickets.schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn, ReplyIn
-from ..urls import payment_url_maker
-from .common import MAX_ROW_ID, install_json_errors, parse_body, path_id, read_json
+from ..validation import MAX_ROW_ID
+from .common import install_json_errors, parse_body, path_id, read_json
 from .idempotency import install_idempotency
 
 bp = Blueprint("self_billing_api_agent", __name__)
@@ -32,7 +35,7 @@ MAX_PAGE = 200
 
 
 @bp.before_request
-def _require_agent() -> None:
+def _signed_in_agent() -> None:
     g.self_billing_agent = actions.require_agent()
 
 
@@ -63,7 +66,7 @@ def list_tickets() -> Any:
     department = request.args.get("department") or None
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     before = _int_arg("before", None, 1, MAX_ROW_ID)
-    page = service.list_tickets(status=status, department=department, limit=limit, before=before)
+    page = queries.list_tickets(status=status, department=department, limit=limit, before=before)
     return {"tickets": present.tickets_to_dicts(page.rows), "next_before": page.next_before}
 
 
@@ -102,7 +105,7 @@ def find_leads() -> Any:
         raise InvalidInput(f"q is too long; use at most {MAX_QUERY_CHARS} characters.",
                            fields={"q": f"at most {MAX_QUERY_CHARS} characters"})
     limit = _int_arg("limit", 20, 1, 100)
-    found = service.search_leads(q, limit=limit)
+    found = queries.search_leads(q, limit=limit)
     body: dict[str, Any] = {"leads": [present.lead_to_dict(lead, purchases) for lead, purchases in found]}
     if not found:
         body["hint"] = ("No lead matches. If the purchase doesn't appear, the customer may have used a "
@@ -111,10 +114,6 @@ def find_leads() -> Any:
 
 
 def _request_and_purchase(billing_request: Any) -> dict[str, Any]:
-    from ..presenters import purchase_to_dict, request_to_dict
-    from ..db import db
-    from ..ledger.models import Purchase
-
     purchase = db.session.get(Purchase, billing_request.purchase_id)
     db.session.refresh(billing_request)
     return {"request": request_to_dict(billing_request), "purchase": purchase_to_dict(purchase)}
@@ -134,12 +133,6 @@ def refund_payment(payment_id: str) -> Any:
     data = parse_body(RefundIn)
     billing_request = actions.manual_refund(payment_id, _agent(), data.amount_cents, data.message)
     return _request_and_purchase(billing_request)
-
-
-def agent_invoice_url(payment_id: str) -> str:
-    """Where an agent downloads a payment's invoice (served by the invoices module on this blueprint's prefix)."""
-    return payment_url_maker("self_billing_invoices_agent.agent_invoice",
-                             "/api/agent/payments/{id}/invoice.pdf")(payment_id)
 
 
 # After the guards above: they authenticate the caller the key belongs to.

@@ -23,7 +23,13 @@ from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..portal import actions
 from ..portal.access import check_door
-from ..portal.auth import current_lead_id, login_lead, logout, portal_blueprint, require_lead
+from ..portal.auth import (
+    current_lead_id,
+    login_lead,
+    logout,
+    portal_blueprint,
+    require_lead,
+)
 from ..portal.limits import (
     limit_link_view,
     limit_login_view,
@@ -31,9 +37,10 @@ from ..portal.limits import (
     retry_after_seconds,
     too_many_message,
 )
-from ..portal.login_links import send_login_link, sent_message
 from ..portal.login import authenticate, parse_login
+from ..portal.login_links import send_login_link, sent_message
 from ..portal.security import check_json_csrf
+from ..presenters import purchases_for_lead, request_to_dict
 from .common import install_json_errors, parse_body, path_id, read_json
 from .idempotency import install_idempotency
 
@@ -131,8 +138,6 @@ def session_view():
 
 @bp.get("/purchases")
 def purchases():
-    from ..presenters import purchases_for_lead
-
     lead = require_lead()
     return jsonify({"purchases": purchases_for_lead(lead.id)})
 
@@ -145,8 +150,6 @@ def purchase(order_id: str):
 
 @bp.post("/purchases/<order_id>/cancel")
 def cancel(order_id: str):
-    from ..presenters import request_to_dict
-
     lead = require_lead()
     actions.own_purchase(lead.id, order_id)  # 404 before reading the body
     billing_request = actions.cancel_purchase(lead.id, order_id, _reason_only(_body()))
@@ -155,8 +158,6 @@ def cancel(order_id: str):
 
 @bp.post("/payments/<payment_id>/refund")
 def refund(payment_id: str):
-    from ..presenters import request_to_dict
-
     lead = require_lead()
     actions.own_payment(lead.id, payment_id)
     billing_request = actions.refund_payment(lead.id, payment_id, _reason_only(_body()))

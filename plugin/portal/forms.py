@@ -2,14 +2,28 @@
 
 A form posted without its token (a replayed or cross-site post) fails
 validation with :data:`CSRF_MESSAGE`, and the view changes nothing.
+
+The forms carry the token and what the page displays (labels, the country list); what the
+fields must be is checked by the same rule the JSON API applies (:class:`SchemaForm`): the login
+by :func:`plugin.portal.login.parse_login`, an address by :class:`plugin.ledger.schemas.Address`,
+a reason by :func:`plugin.validation.free_text`. A broken rule puts its message on the field and
+``validate_on_submit()`` answers False, as a WTForms validator would; :attr:`SchemaForm.validated`
+holds what the rule answered when it passed.
 """
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+from babel import Locale
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length
+
+from ..errors import BillingError
+from ..ledger.schemas import Address
+from ..validation import free_text, validate
+from .login import parse_login
 
 CSRF_MESSAGE = (
     "This form has expired or did not come from this page, so nothing was changed. "
@@ -17,62 +31,93 @@ CSRF_MESSAGE = (
 )
 
 
-class LoginForm(FlaskForm):
-    order_id = StringField(
-        "Order ID",
-        validators=[InputRequired("Enter your Order ID."), Length(max=64, message="An Order ID has at most 64 characters.")],
-    )
-    email = StringField(
-        "Email address",
-        validators=[
-            InputRequired("Enter the email address you used when you bought."),
-            Length(max=320, message="An email address has at most 320 characters."),
-        ],
-    )
+class SchemaForm(FlaskForm):
+    """A form whose fields are checked by a domain rule instead of WTForms validators.
+
+    Subclasses name the fields the rule reads (:attr:`rule_fields`) and the rule (:meth:`check`,
+    raising a :class:`~plugin.errors.BillingError` whose ``fields`` name the bad ones).
+    """
+
+    rule_fields: tuple[str, ...] = ()
+    #: What :meth:`check` answered for the submitted data (after a successful ``validate()``).
+    validated: Any = None
+
+    def check(self, data: dict[str, str]) -> Any:  # pragma: no cover - every subclass has its rule
+        raise NotImplementedError
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        if not super().validate(extra_validators):  # the CSRF token
+            return False
+        data = {name: (getattr(self, name).data or "") for name in self.rule_fields}
+        try:
+            self.validated = self.check(data)
+        except BillingError as err:
+            for name, message in (err.fields or {}).items():
+                field = getattr(self, name.split(".", 1)[0], None)
+                if field is not None and name.split(".", 1)[0] in self.rule_fields:
+                    field.errors = list(field.errors) + [message]
+            if not any(getattr(self, name).errors for name in self.rule_fields):
+                self.form_errors.append(err.message)
+            return False
+        return True
 
 
-class ReasonForm(FlaskForm):
+class LoginForm(SchemaForm):
+    order_id = StringField("Order ID")
+    email = StringField("Email address")
+
+    rule_fields = ("order_id", "email")
+
+    def check(self, data: dict[str, str]) -> Any:
+        return parse_login(data)
+
+
+class ReasonForm(SchemaForm):
     """The confirmation step of a cancellation or refund, with an optional reason."""
 
-    reason = TextAreaField(
-        "Reason (optional)",
-        validators=[Optional(), Length(max=2000, message="Keep the reason under 2,000 characters.")],
-    )
+    reason = TextAreaField("Reason (optional)")
+
+    rule_fields = ("reason",)
+
+    def check(self, data: dict[str, str]) -> str:
+        return free_text(data["reason"], "reason")
 
 
 @lru_cache(maxsize=4)
 def country_choices(locale: str = "en_US") -> tuple[tuple[str, str], ...]:
     """(code, name) of every ISO 3166 country Babel knows, sorted by name."""
-    from babel import Locale
-
     territories = Locale.parse(locale).territories
     codes = [code for code in territories if len(code) == 2 and code.isalpha()]
     return tuple(sorted(((code, territories[code]) for code in codes), key=lambda item: item[1]))
 
 
-class AddressForm(FlaskForm):
-    """A new bill-to address; validated again by :class:`plugin.ledger.schemas.Address`."""
+class AddressForm(SchemaForm):
+    """A new bill-to address, checked by :class:`plugin.ledger.schemas.Address` (the JSON API's model)."""
 
-    name = StringField("Name or company", validators=[InputRequired("Enter the name to bill."), Length(max=200)])
-    line1 = StringField("Address line 1", validators=[InputRequired("Enter the street address."), Length(max=200)])
-    line2 = StringField("Address line 2 (optional)", validators=[Optional(), Length(max=200)])
-    city = StringField("City", validators=[InputRequired("Enter the city."), Length(max=100)])
-    region = StringField("State, province or region (optional)", validators=[Optional(), Length(max=100)])
-    postal_code = StringField("Postal code (optional)", validators=[Optional(), Length(max=20)])
-    country = SelectField(
-        "Country",
-        choices=[],
-        validate_choice=True,
-        validators=[InputRequired("Choose a country.")],
-    )
+    name = StringField("Name or company")
+    line1 = StringField("Address line 1")
+    line2 = StringField("Address line 2 (optional)")
+    city = StringField("City")
+    region = StringField("State, province or region (optional)")
+    postal_code = StringField("Postal code (optional)")
+    country = SelectField("Country", choices=[], validate_choice=False)
 
-    def __init__(self, *args, locale: str = "en_US", **kwargs) -> None:
+    rule_fields = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+    def __init__(self, *args: Any, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.country.choices = [("", "Choose a country")] + list(country_choices(locale))
 
+    def check(self, data: dict[str, str]) -> Address:
+        return validate(Address, {name: value.strip() for name, value in data.items()})
+
 
 class CardTokenForm(FlaskForm):
-    """What the add-card form posts to us: the processor's token only, never card details."""
+    """What the add-card form posts to us: the processor's token only, never card details.
+
+    Its presence is checked here only so the page can say the card form did not run (no JavaScript);
+    what a token must be is :func:`plugin.portal.cards.add_card`'s rule.
+    """
 
     token = HiddenField("Card token", validators=[InputRequired("The card was not tokenized."), Length(max=100)])
 

@@ -15,9 +15,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..db import db
-from ..errors import BillingError, Conflict, InvalidInput, NotFound, NotLoggedIn, Unavailable
+from ..errors import (
+    BillingError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotLoggedIn,
+    Unavailable,
+)
 from ..ledger.models import Payment, Purchase
 from ..money import format_amount, from_cents
+from ..workflows import service as workflows
+from ..workflows.models import BillingRequest
 from .models import Ticket
 from .service import get_ticket, record_agent_reply
 
@@ -38,23 +47,24 @@ def current_agent() -> str | None:
     return agent.strip()
 
 
-def require_agent() -> str:
-    """The signed-in agent's email, or :class:`NotLoggedIn` (401)."""
+def require_agent(message: str = NO_AGENT_MESSAGE) -> str:
+    """The signed-in agent's email, or :class:`NotLoggedIn` (401, ``agent_required``) saying ``message``.
+
+    The one agent check of every agent door: the agent API, the desk, the agent's invoice download.
+    """
     agent = current_agent()
     if agent is None:
-        raise NotLoggedIn(NO_AGENT_MESSAGE, code="agent_required")
+        raise NotLoggedIn(message, code="agent_required")
     return agent
 
 
 # -- lookups ---------------------------------------------------------------------------
 
 
-def request_of(ticket: Ticket) -> Any:
+def request_of(ticket: Ticket) -> BillingRequest | None:
     """The request the ticket was opened for (or None)."""
     if ticket.request_id is None:
         return None
-    from ..workflows.models import BillingRequest
-
     return db.session.get(BillingRequest, ticket.request_id)
 
 
@@ -62,9 +72,7 @@ def available_events(request: Any) -> list[str]:
     """The events the request's machine accepts now from an agent (none without a request)."""
     if request is None:
         return []
-    from ..workflows.service import available_events as _available
-
-    return list(_available(request))
+    return list(workflows.available_events(request))
 
 
 def get_purchase_by_order_id(order_id: str) -> Purchase:
@@ -182,8 +190,6 @@ def apply_ticket_event(ticket_id: int, agent: str, event: str, amount_cents: int
     elif amount_cents is not None:
         raise InvalidInput(f"Only refund_partial takes an amount; send {event!r} without one.",
                            fields={"amount": f"not used by {event}"})
-    from ..workflows import service as workflows
-
     db.session.commit()  # end what was read, so the engine's row lock starts from current data
     amount = from_cents(amount_cents) if amount_cents is not None else None
     _run(workflows.apply_agent_event, request, event, agent, amount=amount, message=message or None)
@@ -205,8 +211,6 @@ def manual_cancel(order_id: str, agent: str, when: str, message: str | None = No
     if purchase.kind != "subscription":
         raise Conflict(f"Order {order_id} is a one-time purchase; only subscriptions can be cancelled. "
                        "Refund its payment instead.", code="not_a_subscription")
-    from ..workflows import service as workflows
-
     db.session.commit()
     return _run(workflows.agent_cancel, purchase, agent, when, message=message or None)
 
@@ -215,7 +219,5 @@ def manual_refund(payment_id: str, agent: str, amount_cents: int, message: str |
     """Refund all or part of a payment by hand, whatever the portal settings."""
     payment = get_payment_by_id(payment_id)
     validate_refund_amount(payment, amount_cents, partial=False)
-    from ..workflows import service as workflows
-
     db.session.commit()
     return _run(workflows.agent_refund, payment, agent, from_cents(amount_cents), message=message or None)

@@ -10,23 +10,36 @@ The plugin mounts the desk at ``{prefix}/desk/``; a host mounts it again where
 its agents work with :meth:`plugin.SelfBilling.register_agent_desk`. Pages
 extend the host's ``base_template`` (block ``content``) when one was given.
 Without a signed-in agent a page answers 401, or redirects to the login URL the
-mount was given. Forms carry their own CSRF token (no app-wide CSRFProtect).
+mount was given. Forms carry their own CSRF token (no app-wide CSRFProtect); what
+their fields must be is checked by the agent API's schemas (:mod:`.schemas`).
 """
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
-from ..api.common import MAX_ROW_ID
-from ..errors import BillingError, InvalidInput
+from ..db import db
+from ..errors import BillingError
+from ..ledger.models import Lead, Purchase
+from ..presenters import purchase_to_dict
 from ..templating import TEMPLATE_FOLDER
-from . import actions, present, service
+from ..validation import is_row_id, validate
+from . import actions, present, queries, service
 from .forms import EventForm, ManualCancelForm, ManualRefundForm, ReplyForm
-from .schemas import MAX_QUERY_CHARS, parse_amount
+from .present import agent_invoice_url
+from .schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn
 
 bp = Blueprint("self_billing_desk", __name__, template_folder=TEMPLATE_FOLDER)
 
@@ -45,6 +58,8 @@ EVENT_LABELS = {
 #: instead of Flask's flash(), so a host layout that renders flashes does not show it twice.
 NOTICE_KEY = "self_billing_desk_notice"
 CSRF_MESSAGE = "The form expired or was sent from elsewhere. Reload the page and try again."
+CHOOSE_EVENT = "Choose one of the buttons shown."
+CHOOSE_WHEN = "Choose when to cancel: now or at the end of the paid period."
 
 
 def _mount() -> dict[str, Any]:
@@ -53,7 +68,8 @@ def _mount() -> dict[str, Any]:
 
 
 @bp.before_request
-def _require_agent() -> Any:
+def _signed_in_agent() -> Any:
+    """A page for a signed-in agent only: else the mount's login URL, or 401 (:func:`.actions.require_agent`'s words)."""
     if actions.current_agent() is not None:
         return None
     login_url = _mount().get("login_url")
@@ -79,15 +95,9 @@ def _desk_context() -> dict[str, Any]:
         "base_template": state.base_template,
         "event_labels": EVENT_LABELS,
         "agent_email": actions.current_agent(),
-        "invoice_url": _invoice_url,
+        "invoice_url": agent_invoice_url,
         "desk": request.blueprint,
     }
-
-
-def _invoice_url(payment_id: str) -> str:
-    from ..api.agent import agent_invoice_url
-
-    return agent_invoice_url(payment_id)
 
 
 def _notice(text: str) -> None:
@@ -125,12 +135,12 @@ def queue() -> Response:
         before = int(request.args["before"]) if request.args.get("before") else None
     except ValueError:
         before = None
-    if before is not None and not 0 < before <= MAX_ROW_ID:
+    if before is not None and not is_row_id(before):
         before = None
-    page = service.list_tickets(status=None if status == "all" else status, department=department,
+    page = queries.list_tickets(status=None if status == "all" else status, department=department,
                                 limit=PAGE_SIZE, before=before)
     return _render("self_billing/desk/queue.html", rows=page.rows, next_before=page.next_before,
-                   status=status, department=department, departments=service.list_departments())
+                   status=status, department=department, departments=queries.list_departments())
 
 
 # -- a ticket --------------------------------------------------------------------------
@@ -154,29 +164,34 @@ def ticket(ticket_id: int) -> Response:
     return _ticket_page(ticket_id)
 
 
+def _form_problem(err: BillingError, form: Any, choose: dict[str, str]) -> str:
+    """What the page says of a form the agent API's schema refused: each field's label and problem."""
+    fields = err.fields or {}
+    for name, message in choose.items():
+        if name in fields:
+            return message
+    if not fields:
+        return err.message
+    labels = {name: getattr(form, name).label.text for name in fields if hasattr(form, name)}
+    return " ".join(f"{labels.get(name, name)}: {problem}." for name, problem in fields.items())
+
+
 @bp.post("/tickets/<int:ticket_id>/events")
 def ticket_event(ticket_id: int) -> Response:
     service.get_ticket(ticket_id)
     form = EventForm()
     if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
-            message = CSRF_MESSAGE
-        elif "event" in form.errors:
-            message = "Choose one of the buttons shown."
-        else:
-            message = " ".join(f"{getattr(form, name).label.text}: {' '.join(errs)}"
-                               for name, errs in form.errors.items())
-        return _ticket_page(ticket_id, 400, message, event_form=form)
-    event = form.event.data
-    amount_cents = None
+        return _ticket_page(ticket_id, 400, CSRF_MESSAGE, event_form=form)
+    event = form.event.data or ""
     try:
-        if event == "refund_partial":
-            try:
-                amount_cents = parse_amount(form.amount.data or "")
-            except ValueError as err:
-                raise InvalidInput(f"The amount is not valid: {err}.", fields={"amount": str(err)}) from None
-        actions.apply_ticket_event(ticket_id, actions.require_agent(), event, amount_cents,
-                                   (form.message.data or "").strip() or None)
+        data = validate(EventIn, {"event": event, "message": form.message.data,
+                                  "amount": form.amount.data if event == "refund_partial" else None})
+    except BillingError as err:
+        return _ticket_page(ticket_id, err.status, _form_problem(err, form, {"event": CHOOSE_EVENT}),
+                            event_form=form)
+    try:
+        actions.apply_ticket_event(ticket_id, actions.require_agent(), data.event, data.amount_cents,
+                                   data.message or None)
     except BillingError as err:
         return _ticket_page(ticket_id, err.status, err.message, event_form=form)
     _notice(f"Done: {EVENT_LABELS.get(event, event)}.")
@@ -203,7 +218,7 @@ def ticket_reply(ticket_id: int) -> Response:
 @bp.get("/leads")
 def leads() -> Response:
     q = (request.args.get("q") or "").strip()[:MAX_QUERY_CHARS]
-    found = service.search_leads(q) if q else []
+    found = queries.search_leads(q) if q else []
     return _render("self_billing/desk/leads.html", q=q,
                    leads=[present.lead_to_dict(lead, purchases) for lead, purchases in found])
 
@@ -212,12 +227,7 @@ def leads() -> Response:
 
 
 def _order_page(order_id: str, status: int = 200, error: str | None = None) -> Response:
-    from ..presenters import purchase_to_dict
-
     purchase = actions.get_purchase_by_order_id(order_id)
-    from ..db import db
-    from ..ledger.models import Lead
-
     lead = db.session.get(Lead, purchase.lead_id)
     return _render("self_billing/desk/order.html", status, purchase=purchase_to_dict(purchase),
                    customer=lead, error=error, cancel_form=ManualCancelForm(formdata=None),
@@ -234,16 +244,16 @@ def order_cancel(order_id: str) -> Response:
     actions.get_purchase_by_order_id(order_id)
     form = ManualCancelForm()
     if not form.validate_on_submit():
-        return _order_page(order_id, 400, CSRF_MESSAGE if "csrf_token" in form.errors
-                           else "Choose when to cancel.")
-    if form.when.data not in ("now", "period_end"):
-        return _order_page(order_id, 400, "Choose when to cancel: now or at the end of the paid period.")
+        return _order_page(order_id, 400, CSRF_MESSAGE)
     try:
-        actions.manual_cancel(order_id, actions.require_agent(), form.when.data,
-                              (form.message.data or "").strip() or None)
+        data = validate(CancelIn, {"when": form.when.data or "", "message": form.message.data})
+    except BillingError as err:
+        return _order_page(order_id, err.status, _form_problem(err, form, {"when": CHOOSE_WHEN}))
+    try:
+        actions.manual_cancel(order_id, actions.require_agent(), data.when, data.message or None)
     except BillingError as err:
         return _order_page(order_id, err.status, err.message)
-    _notice("The subscription was cancelled." if form.when.data == "now"
+    _notice("The subscription was cancelled." if data.when == "now"
            else "The subscription will end at the end of its paid period.")
     return redirect(url_for(".order", order_id=order_id))
 
@@ -251,20 +261,16 @@ def order_cancel(order_id: str) -> Response:
 @bp.post("/payments/<payment_id>/refunds")
 def payment_refund(payment_id: str) -> Response:
     payment = actions.get_payment_by_id(payment_id)
-    from ..db import db
-    from ..ledger.models import Purchase
-
     order_id = db.session.get(Purchase, payment.purchase_id).order_id
     form = ManualRefundForm()
     if not form.validate_on_submit():
         return _order_page(order_id, 400, CSRF_MESSAGE)
     try:
-        try:
-            amount_cents = parse_amount(form.amount.data or "")
-        except ValueError as err:
-            raise InvalidInput(f"The amount is not valid: {err}.", fields={"amount": str(err)}) from None
-        actions.manual_refund(payment_id, actions.require_agent(), amount_cents,
-                              (form.message.data or "").strip() or None)
+        data = validate(RefundIn, {"amount": form.amount.data or "", "message": form.message.data})
+    except BillingError as err:
+        return _order_page(order_id, err.status, _form_problem(err, form, {}))
+    try:
+        actions.manual_refund(payment_id, actions.require_agent(), data.amount_cents, data.message or None)
     except BillingError as err:
         return _order_page(order_id, err.status, err.message)
     _notice(f"Payment {payment_id} was refunded.")

@@ -2,26 +2,23 @@
 
 The plugin does not switch on ``CSRFProtect`` for the whole app (that is the
 host's choice); every desk form validates its token itself through
-``validate_on_submit``. What the fields mean is checked again by the agent API's
-schemas (:mod:`plugin.tickets.schemas`), so the desk and the API refuse the same
-input with the same words.
+``validate_on_submit``. The forms carry the token and the fields' labels only:
+what the fields must be is checked by the agent API's schemas
+(:mod:`plugin.tickets.schemas`, through :func:`plugin.validation.validate`), so
+the desk and the API refuse the same input with the same words.
 """
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
-
-from .schemas import MAX_MESSAGE_CHARS
 
 
 class EventForm(FlaskForm):
     """One button per event the request's machine accepts now; a partial refund also sends an amount."""
 
-    event = HiddenField(validators=[DataRequired()])
-    amount = StringField("Amount to refund", validators=[Optional(), Length(max=30)])
-    message = TextAreaField("Message to the customer (optional)",
-                            validators=[Optional(), Length(max=MAX_MESSAGE_CHARS)])
+    event = HiddenField()
+    amount = StringField("Amount to refund")
+    message = TextAreaField("Message to the customer (optional)")
     submit = SubmitField("Apply")
 
 
@@ -35,9 +32,8 @@ class ReplyForm(FlaskForm):
 class ManualCancelForm(FlaskForm):
     """Cancel a subscription by hand, now or at the end of the paid period."""
 
-    when = HiddenField(validators=[DataRequired()])
-    message = TextAreaField("Message to the customer (optional)",
-                            validators=[Optional(), Length(max=MAX_MESSAGE_CHARS)])
+    when = HiddenField()
+    message = TextAreaField("Message to the customer (optional)")
     submit = SubmitField("Cancel subscription")
 
 
@@ -45,6 +41,5 @@ class ManualRefundForm(FlaskForm):
     """Refund all or part of a payment by hand."""
 
     amount = StringField("Amount to refund")
-    message = TextAreaField("Message to the customer (optional)",
-                            validators=[Optional(), Length(max=MAX_MESSAGE_CHARS)])
+    message = TextAreaField("Message to the customer (optional)")
     submit = SubmitField("Refund")

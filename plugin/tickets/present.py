@@ -11,9 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..db import db
-from ..ledger.models import Lead, Purchase
+from ..ledger.models import Lead, Payment, Purchase
 from ..money import format_amount
-from ..presenters import iso
+from ..presenters import purchase_to_dict, request_to_dict
+from ..timefmt import iso_utc
+from ..urls import payment_url_maker
+from ..workflows.models import BillingRequest
+from .actions import available_events, request_of
 from .models import Ticket, TicketMessage
 
 
@@ -23,15 +27,13 @@ def message_to_dict(message: TicketMessage) -> dict[str, Any]:
         "author": message.author,
         "body": message.body,
         "internal": message.internal,
-        "created_at": iso(message.created_at),
+        "created_at": iso_utc(message.created_at),
     }
 
 
-def _load_requests(request_ids: list[int]) -> dict[int, Any]:
+def _load_requests(request_ids: list[int]) -> dict[int, BillingRequest]:
     if not request_ids:
         return {}
-    from ..workflows.models import BillingRequest
-
     rows = db.session.execute(
         select(BillingRequest)
         .where(BillingRequest.id.in_(request_ids))
@@ -51,11 +53,9 @@ def _load_messages(ticket_ids: list[int]) -> dict[int, list[TicketMessage]]:
     return by_ticket
 
 
-def request_dict(request: Any) -> dict[str, Any] | None:
+def request_dict(request: BillingRequest | None) -> dict[str, Any] | None:
     if request is None:
         return None
-    from ..presenters import request_to_dict
-
     return request_to_dict(request, request.events)
 
 
@@ -73,8 +73,8 @@ def tickets_to_dicts(rows: list[tuple[Ticket, str, str]]) -> list[dict[str, Any]
             "order_id": order_id,
             "email": email,
             "external_ref": ticket.external_ref,
-            "created_at": iso(ticket.created_at),
-            "closed_at": iso(ticket.closed_at),
+            "created_at": iso_utc(ticket.created_at),
+            "closed_at": iso_utc(ticket.closed_at),
             "request": request_dict(requests.get(ticket.request_id)) if ticket.request_id else None,
             "messages": [message_to_dict(m) for m in messages[ticket.id]],
         }
@@ -84,9 +84,6 @@ def tickets_to_dicts(rows: list[tuple[Ticket, str, str]]) -> list[dict[str, Any]
 
 def ticket_detail(ticket: Ticket) -> dict[str, Any]:
     """T with ``available_events``, the purchase (with its payment history) and, for a refund, what remains."""
-    from ..presenters import purchase_to_dict
-    from .actions import available_events, request_of
-
     purchase = db.session.get(Purchase, ticket.purchase_id)
     lead = db.session.get(Lead, ticket.lead_id)
     body = tickets_to_dicts([(ticket, purchase.order_id, lead.email)])[0]
@@ -95,8 +92,6 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
     body["purchase"] = purchase_to_dict(purchase)
     body["customer"] = {"email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name}
     if request is not None and request.type == "refund" and request.payment_id is not None:
-        from ..ledger.models import Payment
-
         payment = db.session.get(Payment, request.payment_id)
         body["payment"] = {
             "payment_id": payment.payment_id,
@@ -104,7 +99,7 @@ def ticket_detail(ticket: Ticket) -> dict[str, Any]:
             "refunded_amount": format_amount(payment.refunded_cents),
             "remaining_amount": format_amount(payment.remaining_cents),
             "currency": payment.currency,
-            "paid_at": iso(payment.paid_at),
+            "paid_at": iso_utc(payment.paid_at),
         }
     return body
 
@@ -120,9 +115,15 @@ def lead_to_dict(lead: Lead, purchases: list[Purchase]) -> dict[str, Any]:
                 "order_id": p.order_id,
                 "product": p.product,
                 "status": p.status,
-                "purchased_at": iso(p.purchased_at),
+                "purchased_at": iso_utc(p.purchased_at),
                 "email": lead.email,
             }
             for p in purchases
         ],
     }
+
+
+def agent_invoice_url(payment_id: str) -> str:
+    """Where an agent downloads a payment's invoice (``{prefix}/api/agent/payments/<id>/invoice.pdf``)."""
+    return payment_url_maker("self_billing_invoices_agent.agent_invoice",
+                             "/api/agent/payments/{id}/invoice.pdf")(payment_id)

@@ -1,10 +1,11 @@
-"""Tickets of requests handled by hand: opening, messages, closing, and the queue's queries.
+"""Tickets of requests handled by hand: opening, messages, closing.
 
 The workflow engine calls :func:`open_ticket_for_request` when a request goes to
 a person and :func:`close_ticket_for_request` when it is resolved; the agent API
 and the desk call :func:`record_agent_reply`. None of these commit: they add to
 the caller's transaction, so a ticket exists exactly when its request step does.
 Every step is passed on to the configured :mod:`helpdesk adapter <plugin.tickets.adapter>`.
+The queue's and the lead lookup's queries are :mod:`.queries`.
 
 :func:`agent_replied` is the one function here that commits: a host helpdesk
 calls it when an agent answered a ticket in the host's own system.
@@ -12,30 +13,27 @@ calls it when an agent answered a ticket in the host's own system.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..cardmask import mask_card_numbers
 from ..db import db, utcnow
 from ..errors import InvalidInput, NotFound
-from ..ledger.models import Lead, Payment, Purchase, Settings
+from ..ledger.models import Lead, Payment, Purchase
+from ..ledger.settings import get_settings
 from ..money import format_amount
+from ..notifications import enqueue
+from ..validation import MAX_MESSAGE_CHARS, free_text, is_row_id
+from ..workflows.models import BillingRequest
 from .adapter import TicketData, get_adapter
 from .models import Department, Ticket, TicketMessage
-
-if TYPE_CHECKING:
-    from ..workflows.models import BillingRequest
 
 logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
 CUSTOMER = "customer"
 DEFAULT_DEPARTMENT = "Billing"
-#: Longest reply an agent may send, in characters.
-MAX_REPLY_CHARS = 10_000
 _REQUEST_TITLES = {"cancellation": "Cancellation request", "refund": "Refund request"}
 
 
@@ -43,9 +41,8 @@ _REQUEST_TITLES = {"cancellation": "Cancellation request", "refund": "Refund req
 
 
 def department_name_from_settings() -> str:
-    """The department named in the merchant's settings (read without committing anything)."""
-    settings = db.session.get(Settings, 1)
-    name = (settings.department if settings is not None else "") or DEFAULT_DEPARTMENT
+    """The department named in the merchant's settings."""
+    name = get_settings().department or DEFAULT_DEPARTMENT
     return name.strip() or DEFAULT_DEPARTMENT
 
 
@@ -77,7 +74,7 @@ def _money(cents: int, currency: str) -> str:
     return f"{format_amount(cents)} {currency}"
 
 
-def _date(value) -> str:  # noqa: ANN001 - an aware datetime or None
+def _date(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
 
 
@@ -230,35 +227,19 @@ def close_ticket_for_request(request: BillingRequest, note: str) -> None:
         close_ticket(ticket, note)
 
 
-def validate_reply(body: str) -> str:
-    """The reply's text as it is kept (card numbers masked), or InvalidInput when empty or too long."""
-    text = (body or "").strip()
-    if not text:
-        raise InvalidInput("The reply is empty; write a message for the customer.",
-                           code="invalid", fields={"message": "must not be empty"})
-    if len(text) > MAX_REPLY_CHARS:
-        raise InvalidInput(
-            f"The reply is {len(text)} characters long; keep it under {MAX_REPLY_CHARS:,}.",
-            code="invalid", fields={"message": f"at most {MAX_REPLY_CHARS} characters"},
-        )
-    return mask_card_numbers(text)
-
-
 def record_agent_reply(ticket: Ticket, agent_email: str, body: str, *, tell_adapter: bool = True,
                        notify_customer: bool = True) -> TicketMessage:
-    """An agent's reply: recorded on the ticket and emailed to the customer. No commit."""
-    text = validate_reply(body)
+    """An agent's reply: recorded on the ticket and emailed to the customer. No commit.
+
+    The text is free text (:func:`plugin.validation.free_text`): not empty, at most 10,000 characters,
+    card numbers masked; InvalidInput otherwise.
+    """
+    text = free_text(body, "message", max_chars=MAX_MESSAGE_CHARS, required=True)
     message = add_message(ticket, agent_email, text, tell_adapter=tell_adapter)
     if notify_customer:
-        from .. import notifications
-
         purchase = db.session.get(Purchase, ticket.purchase_id)
-        request = None
-        if ticket.request_id is not None:
-            from ..workflows.models import BillingRequest
-
-            request = db.session.get(BillingRequest, ticket.request_id)
-        notifications.enqueue("agent_reply", purchase, request=request, message=text,
+        request = db.session.get(BillingRequest, ticket.request_id) if ticket.request_id is not None else None
+        enqueue("agent_reply", purchase, request=request, message=text,
                               extra={"agent": agent_email, "ticket_id": ticket.id})
     return message
 
@@ -292,9 +273,7 @@ def agent_replied(external_ref: str, agent_email: str, body: str, *,
 
 def get_ticket(ticket_id: int) -> Ticket:
     """The ticket, or NotFound (also for an id past the id column's range, which no query is made for)."""
-    from ..api.common import MAX_ROW_ID
-
-    ticket = db.session.get(Ticket, ticket_id) if 0 < ticket_id <= MAX_ROW_ID else None
+    ticket = db.session.get(Ticket, ticket_id) if is_row_id(ticket_id) else None
     if ticket is None:
         raise NotFound(f"There is no ticket {ticket_id}; check the number in the queue.",
                        code="ticket_not_found")
@@ -305,100 +284,3 @@ def ticket_messages(ticket: Ticket) -> list[TicketMessage]:
     return list(db.session.execute(
         select(TicketMessage).where(TicketMessage.ticket_id == ticket.id).order_by(TicketMessage.id)
     ).scalars())
-
-
-@dataclass
-class TicketPage:
-    """One page of the queue: rows of (ticket, order_id, email) and the cursor of the next page."""
-
-    rows: list[tuple[Ticket, str, str]]
-    next_before: int | None
-
-
-def list_tickets(status: str | None = None, department: str | None = None, limit: int = 50,
-                 before: int | None = None) -> TicketPage:
-    """The queue, newest first, filtered by status and department, paged by ticket id."""
-    query = (
-        select(Ticket, Purchase.order_id, Lead.email)
-        .join(Purchase, Purchase.id == Ticket.purchase_id)
-        .join(Lead, Lead.id == Ticket.lead_id)
-        .order_by(Ticket.id.desc())
-        .limit(limit + 1)
-    )
-    if status:
-        query = query.where(Ticket.status == status)
-    if department:
-        dept_id = db.session.execute(
-            select(Department.id).where(func.lower(Department.name) == department.strip().lower())
-        ).scalar()
-        if dept_id is None:
-            return TicketPage(rows=[], next_before=None)
-        query = query.where(Ticket.department_id == dept_id)
-    if before is not None:
-        query = query.where(Ticket.id < before)
-    rows = [(t, order_id, email) for t, order_id, email in db.session.execute(query).all()]
-    next_before = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_before = rows[-1][0].id
-    return TicketPage(rows=rows, next_before=next_before)
-
-
-def list_departments() -> list[str]:
-    return list(db.session.execute(select(Department.name).order_by(Department.name)).scalars())
-
-
-def _exact_lead(needle: str, raw: str) -> list[Lead] | None:
-    """The one lead an exact email or Order ID names (both indexed), or None to search by substring.
-
-    Agents mostly paste what the customer gave them; this answers that from an index even among
-    millions of leads, where a substring search has to read every lead.
-    """
-    lead = None
-    if "@" in needle:
-        lead = db.session.execute(select(Lead).where(Lead.email_normalized == needle)).scalar_one_or_none()
-    if lead is None and raw:
-        lead = db.session.execute(
-            select(Lead).join(Purchase, Purchase.lead_id == Lead.id).where(Purchase.order_id == raw)
-        ).scalar_one_or_none()
-    return [lead] if lead is not None else None
-
-
-def _leads_containing(needle: str, limit: int) -> list[Lead]:
-    """Leads whose email or name contains ``needle``, first ``limit`` by email."""
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    full_name = func.lower(Lead.first_name + " " + Lead.last_name)
-    return list(db.session.execute(
-        select(Lead)
-        .where(or_(
-            Lead.email_normalized.like(pattern, escape="\\"),
-            func.lower(Lead.first_name).like(pattern, escape="\\"),
-            func.lower(Lead.last_name).like(pattern, escape="\\"),
-            full_name.like(pattern, escape="\\"),
-        ))
-        .order_by(Lead.email_normalized)
-        .limit(limit)
-    ).scalars())
-
-
-def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
-    """The lead an exact email or Order ID names, else the leads whose email or name contains ``q``
-    (case-insensitive); each with its orders, newest first."""
-    needle = (q or "").strip().lower()
-    if not needle:
-        return []
-    leads = _exact_lead(needle, (q or "").strip())
-    if leads is None:
-        leads = _leads_containing(needle, limit)
-    if not leads:
-        return []
-    purchases = db.session.execute(
-        select(Purchase)
-        .where(Purchase.lead_id.in_([lead.id for lead in leads]))
-        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
-    ).scalars()
-    by_lead: dict[int, list[Purchase]] = {lead.id: [] for lead in leads}
-    for purchase in purchases:
-        by_lead[purchase.lead_id].append(purchase)
-    return [(lead, by_lead[lead.id]) for lead in leads]
