@@ -35,6 +35,7 @@ from plugin.db import Base, db
 from plugin.errors import BillingError
 from plugin.ledger import service as ledger
 from plugin.ledger.models import Payment, Purchase, Refund
+from plugin.payments import sandbox_faults
 from plugin.payments.sandbox_models import SandboxOperation
 from plugin.tickets.models import Ticket
 from plugin.workflows import service, steps
@@ -261,7 +262,7 @@ def make_workflow_machine(new_database: Callable[[], str], instance: str) -> typ
 
         @rule(refund=st.integers(0, 2), cancel=st.integers(0, 2))
         def processor_faults(self, refund: int, cancel: int) -> None:
-            self.attempt(lambda: ledger.set_sandbox_faults({"refund": refund, "cancel": cancel}))
+            self.attempt(lambda: sandbox_faults.set_sandbox_faults({"refund": refund, "cancel": cancel}))
 
         @rule()
         def crash_after_the_next_processor_answer(self) -> None:
