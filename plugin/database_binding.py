@@ -40,10 +40,10 @@ def tune_sqlite(engine: Any) -> None:
         cursor.close()
 
 
-def bind(app: Flask, db: Any, extras: dict[str, Any], on_ready: OnReady) -> None:
+def bind(app: Flask, db: Any, state: Any, on_ready: OnReady) -> None:
     """Use the host's instance (given or registered), or create the plugin's own at the first app context."""
-    extras["host_db"] = db
-    extras["own_db"] = False
+    state.host_db = db
+    state.own_db = False
     if db is not None:
         on_ready(db)
         return
@@ -64,7 +64,7 @@ def bind(app: Flask, db: Any, extras: dict[str, Any], on_ready: OnReady) -> None
             from flask_sqlalchemy import SQLAlchemy
 
             SQLAlchemy(sender)
-            extras["own_db"] = True
+            state.own_db = True
             tune_sqlite(sender.extensions["sqlalchemy"].engine)
         on_ready(sender.extensions["sqlalchemy"])
 

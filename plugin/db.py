@@ -70,7 +70,7 @@ def _current_sqlalchemy() -> Any:
         return current_app.extensions["sqlalchemy"]
     except KeyError:
         state = current_app.extensions.get("self_billing")
-        if state is not None and state.extras.get("host_db") is not None:
+        if state is not None and state.host_db is not None:
             raise RuntimeError(
                 "Self-Billing was given your Flask-SQLAlchemy instance (init_app(app, db=db)), but it is not "
                 "initialised on this app yet: call db.init_app(app) during app setup."

@@ -7,8 +7,7 @@ config defaults with ``setdefault``, and does nothing at import time.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask
 
@@ -24,23 +23,9 @@ from .payments.interface import PaymentGateway
 from .payments.sandbox import SandboxGateway
 from .portal.auth import logout
 from .portal.views import register_my_orders_tab
+from .state import AgentLoader, SelfBillingState
 from .tickets.adapter import load_adapter
-from .tickets.desk import MOUNTS_KEY
 from .tickets.desk import bp as desk_bp
-
-#: Returns the signed-in agent's email, or None. Supplied by the host helpdesk.
-AgentLoader = Callable[[], "str | None"]
-
-
-@dataclass
-class SelfBillingState:
-    """What the extension keeps per app, in ``app.extensions["self_billing"]``."""
-
-    gateway: PaymentGateway
-    url_prefix: str
-    agent_loader: AgentLoader | None = None
-    base_template: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _load_gateway(spec: str | PaymentGateway) -> PaymentGateway:
@@ -107,11 +92,11 @@ class SelfBilling:
         init_notifications(app)  # Flask-Mail, unless the host has it
 
         # The host's Flask-SQLAlchemy whatever the order it is initialised in, else the plugin's own.
-        bind(app, db, state.extras, lambda sqlalchemy: install_send_after_commit(sqlalchemy.session))
+        bind(app, db, state, lambda sqlalchemy: install_send_after_commit(sqlalchemy.session))
         app.cli.add_command(cli_group)
 
         # Fails fast on a helpdesk adapter that cannot be loaded (docs/helpdesk-adapter.md).
-        state.extras["helpdesk_adapter"] = load_adapter(app.config["SELF_BILLING_HELPDESK_ADAPTER"])
+        state.helpdesk_adapter = load_adapter(app.config["SELF_BILLING_HELPDESK_ADAPTER"])
 
     @staticmethod
     def logout_customer() -> None:
@@ -131,7 +116,7 @@ class SelfBilling:
         Endpoints are ``{name}.queue``, ``{name}.ticket``, ``{name}.leads``, ...
         """
         state = app.extensions["self_billing"]
-        state.extras.setdefault(MOUNTS_KEY, {})[name] = {"login_url": login_url}
+        state.desk_mounts[name] = {"login_url": login_url}
         app.register_blueprint(desk_bp, name=name, url_prefix=url_prefix.rstrip("/") or None)
 
     def register_my_orders_tab(self, app: Flask, url_prefix: str, *, name: str = "self_billing_my_orders") -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from .api.common import install_json_errors
 from .db import db
+from .http_json import install_json_errors
 from .invoices.render import find_wkhtmltopdf
 from .notifications.outbox import queued_count
 

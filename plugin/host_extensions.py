@@ -32,14 +32,13 @@ from .schema import host_include_name
 SELF_PROTECTED = ("self_billing_api_admin", "self_billing_api_admin_emails", "self_billing_api_portal",
                   "self_billing_api_agent", "self_billing_invoices_agent", "self_billing_sandbox",
                   "self_billing_health")
-_DONE = "host_csrf_exempted"
 
 
 HEALTH_ENDPOINT = "self_billing_health.healthz"
 
 
 def _exempt_from_host_limiters(app: Flask) -> None:
-    ours = app.extensions["self_billing"].extras.get("limiter")
+    ours = app.extensions["self_billing"].login_limiter
     view = app.view_functions.get(HEALTH_ENDPOINT)
     for limiter in app.extensions.get("limiter", ()) or ():
         if limiter is not ours and view is not None:
@@ -51,7 +50,7 @@ def exempt_from_host_extensions(app: Flask) -> bool:
     Limiters; True once the host's CSRFProtect was found (nothing more to wait for)."""
     state = app.extensions["self_billing"]
     _exempt_from_host_limiters(app)
-    if state.extras.get(_DONE):
+    if state.host_csrf_exempted:
         return True
     csrf = app.extensions.get("csrf")
     if csrf is None:
@@ -59,7 +58,7 @@ def exempt_from_host_extensions(app: Flask) -> bool:
     for name in SELF_PROTECTED:
         if name in app.blueprints:
             csrf.exempt(app.blueprints[name])
-    state.extras[_DONE] = True
+    state.host_csrf_exempted = True
     return True
 
 
@@ -89,7 +88,7 @@ def _watch_for_host_migrate(app: Flask) -> None:
         if _leave_our_tables_out_of_host_migrations(sender):
             appcontext_pushed.disconnect(on_context, sender)
 
-    app.extensions["self_billing"].extras["migrate_watch"] = on_context  # blinker keeps weak references
+    app.extensions["self_billing"].migrate_watch = on_context  # blinker keeps weak references
     appcontext_pushed.connect(on_context, app)
 
 
@@ -102,6 +101,6 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _exempt_from_host_extensions() -> None:
-        if not state.extras.get("host_extensions_checked"):
+        if not state.host_extensions_checked:
             exempt_from_host_extensions(app)
-            state.extras["host_extensions_checked"] = True
+            state.host_extensions_checked = True

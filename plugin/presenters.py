@@ -16,22 +16,14 @@ from sqlalchemy.orm import joinedload
 
 from .db import db, utcnow
 from .ledger.models import Payment, PaymentMethod, Purchase, Settings
-from .ledger.service import get_settings
+from .ledger.settings import get_settings
 from .money import format_amount
+from .timefmt import iso_utc
 from .urls import payment_url_maker
 from .workflows import policy
 from .workflows.machines import CUSTOMER, OPEN_STATES, SYSTEM
 from .workflows.models import BillingRequest, RequestEvent, open_slot
 from .workflows.rules import refundable_until
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, or None."""
-    if value is None:
-        return None
-    text = value.isoformat(timespec="seconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
 
 #: Who acted, as a customer reads it: agents are the merchant's billing team, never their emails.
 BILLING_TEAM = "billing team"
@@ -48,7 +40,7 @@ def _shown_actor(actor: str, for_customer: bool) -> str:
 
 
 def _history_entry(event: RequestEvent, for_customer: bool) -> dict[str, Any]:
-    entry = {"from": event.from_state, "to": event.to_state, "event": event.event, "at": iso(event.at),
+    entry = {"from": event.from_state, "to": event.to_state, "event": event.event, "at": iso_utc(event.at),
              "by": _shown_actor(event.actor, for_customer)}
     if event.note and not (for_customer and event.event in _INTERNAL_EVENTS):
         entry["note"] = event.note
@@ -77,8 +69,8 @@ def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | No
         "reason": request.reason,
         "error": (CUSTOMER_PROCESSOR_ERROR if request.error else None) if for_customer else request.error,
         "processing": request.pending_event is not None,
-        "created_at": iso(request.created_at),
-        "resolved_at": iso(request.resolved_at),
+        "created_at": iso_utc(request.created_at),
+        "resolved_at": iso_utc(request.resolved_at),
         "history": [_history_entry(e, for_customer) for e in events],
     }
     return body
@@ -145,12 +137,12 @@ def _purchase_dict(
             "payment_id": payment.payment_id,
             "amount": format_amount(payment.amount_cents),
             "currency": payment.currency,
-            "paid_at": iso(payment.paid_at),
+            "paid_at": iso_utc(payment.paid_at),
             "status": payment.status,
             "refunded_amount": format_amount(payment.refunded_cents),
-            "refundable_until": iso(refundable_until(payment.paid_at, window_days)),
-            "period_start": iso(payment.period_start),
-            "period_end": iso(payment.period_end),
+            "refundable_until": iso_utc(refundable_until(payment.paid_at, window_days)),
+            "period_start": iso_utc(payment.period_start),
+            "period_end": iso_utc(payment.period_end),
             "invoice_url": invoice_url(payment.payment_id),
             "actions": {"refund": can_refund, "invoice": True},
         })
@@ -158,7 +150,7 @@ def _purchase_dict(
     upcoming = None
     if purchase.status == "active" and purchase.next_payment_at is not None:
         upcoming = {"amount": format_amount(purchase.amount_cents), "currency": purchase.currency,
-                    "due_at": iso(purchase.next_payment_at)}
+                    "due_at": iso_utc(purchase.next_payment_at)}
     return {
         "order_id": purchase.order_id,
         "product": purchase.product,
@@ -168,10 +160,10 @@ def _purchase_dict(
         "currency": purchase.currency,
         "interval": purchase.price_point.interval,
         "interval_count": purchase.price_point.interval_count,
-        "purchased_at": iso(purchase.purchased_at),
-        "next_payment_at": iso(purchase.next_payment_at),
-        "cancels_at": iso(purchase.cancels_at),
-        "cancelled_at": iso(purchase.cancelled_at),
+        "purchased_at": iso_utc(purchase.purchased_at),
+        "next_payment_at": iso_utc(purchase.next_payment_at),
+        "cancels_at": iso_utc(purchase.cancels_at),
+        "cancelled_at": iso_utc(purchase.cancelled_at),
         "upcoming_charge": upcoming,
         "billing_address": purchase.billing_address or {},
         "payment_method": _payment_method(purchase, cards),

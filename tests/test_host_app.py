@@ -253,7 +253,7 @@ def test_the_hosts_own_database_is_found_when_it_is_initialised_after_the_plugin
     db.init_app(app)  # worked: the plugin created no instance of its own
     assert app.extensions["sqlalchemy"] is db
     with app.app_context():
-        assert app.extensions["self_billing"].extras["own_db"] is False
+        assert app.extensions["self_billing"].own_db is False
         assert event_contains(db.session, "after_commit", after_commit._after_commit)
         from plugin.schema import init_db
 
@@ -275,7 +275,7 @@ def test_without_a_host_database_the_plugin_creates_and_tunes_its_own(database_u
     assert "sqlalchemy" not in app.extensions  # nothing yet: the host may still register its own
     with app.app_context():
         sa = app.extensions["sqlalchemy"]
-        assert app.extensions["self_billing"].extras["own_db"] is True
+        assert app.extensions["self_billing"].own_db is True
         if not PG_URL:
             with sa.engine.connect() as connection:
                 assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1

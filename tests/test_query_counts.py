@@ -65,7 +65,7 @@ def test_statements_do_not_grow_with_purchases_or_payments(app, ledger):
 
 #: What a customer's refund request that becomes a ticket may cost, the whole HTTP request included
 #: (session, rate-limit counters, ownership, rules, the request, its history, the ticket and the email).
-REFUND_BY_REQUEST_STATEMENTS = 22
+REFUND_BY_REQUEST_STATEMENTS = 20
 
 
 def test_a_refund_request_that_becomes_a_ticket_runs_at_most_20_statements(app, ledger, customer):

@@ -72,17 +72,17 @@ def view_of(endpoint: str) -> str:
 
 def category(app: Flask, rule: Rule) -> str | None:
     """Which checks a route gets; None for a route nobody has thought about yet."""
-    extras = app.extensions["self_billing"].extras
+    state = app.extensions["self_billing"]
     blueprint = blueprint_of(rule.endpoint)
     if blueprint == "self_billing_api_portal":
         return "portal_api"
-    if blueprint in extras.get("portal_blueprints", {}):
+    if blueprint in state.portal_doors:
         return "portal_pages"  # the standalone portal and the My Orders tab
     if blueprint == "self_billing_invoices":
         return "customer_invoice"
     if blueprint in AGENT_API_BLUEPRINTS:
         return "agent_api"
-    if blueprint == "self_billing_desk" or blueprint in extras.get("desk_mounts", {}):
+    if blueprint == "self_billing_desk" or blueprint in state.desk_mounts:
         return "desk"
     if blueprint in MERCHANT_BLUEPRINTS:
         return "merchant"
@@ -442,7 +442,7 @@ def desk_sign_in(client: Any) -> None:
 
 
 def expect_no_agent(app: Flask, rule: Rule, answer: Any, label: str) -> None:
-    login_url = app.extensions["self_billing"].extras.get("desk_mounts", {}).get(
+    login_url = app.extensions["self_billing"].desk_mounts.get(
         blueprint_of(rule.endpoint), {}).get("login_url")
     if login_url:  # the host's desk mount sends to the host's login (documented)
         assert answer.status_code == 302, (label, answer.status_code)

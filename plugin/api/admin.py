@@ -104,7 +104,7 @@ def _settings_body(settings: Any) -> dict[str, Any]:
     """The settings, with the links customers log in at (the spec: "find the link for each type of
     billing portal in your account"): the standalone portal, and each My Orders tab the host registered."""
     body = merchant_settings.settings_to_dict(settings)
-    doors = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    doors = current_app.extensions["self_billing"].portal_doors
     links: dict[str, Any] = {"standalone": None, "helpdesk": None}
     for name, door in doors.items():
         if links.get(door) is None:

@@ -151,16 +151,16 @@ def purchase(order_id: str):
 @bp.post("/purchases/<order_id>/cancel")
 def cancel(order_id: str):
     lead = require_lead()
-    actions.own_purchase(lead.id, order_id)  # 404 before reading the body
-    billing_request = actions.cancel_purchase(lead.id, order_id, _reason_only(_body()))
+    purchase = actions.own_purchase(lead.id, order_id)  # 404 before reading the body
+    billing_request = actions.cancel_own_purchase(purchase, _reason_only(_body()))
     return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 
 @bp.post("/payments/<payment_id>/refund")
 def refund(payment_id: str):
     lead = require_lead()
-    actions.own_payment(lead.id, payment_id)
-    billing_request = actions.refund_payment(lead.id, payment_id, _reason_only(_body()))
+    _purchase, payment = actions.own_payment(lead.id, payment_id)  # 404 before reading the body
+    billing_request = actions.refund_own_payment(payment, _reason_only(_body()))
     return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 

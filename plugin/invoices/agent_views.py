@@ -4,11 +4,11 @@ Any payment, for any agent the host's ``agent_loader`` vouches for; no agent is 
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
-from ..api.common import install_json_errors
-from ..errors import NotLoggedIn
+from ..http_json import install_json_errors
 from ..templating import TEMPLATE_FOLDER
+from ..tickets.actions import require_agent
 from . import service
 from .render import RenderError
 from .views import render_error_response, send_invoice
@@ -20,16 +20,7 @@ bp.register_error_handler(RenderError, render_error_response)
 NO_AGENT_MESSAGE = "Sign in to the helpdesk as an agent to download invoices."
 
 
-def require_agent() -> str:
-    """The signed-in agent's email from the host's ``agent_loader``, or 401."""
-    loader = current_app.extensions["self_billing"].agent_loader
-    agent = loader() if loader is not None else None
-    if not isinstance(agent, str) or not agent.strip():
-        raise NotLoggedIn(NO_AGENT_MESSAGE, code="agent_required")
-    return agent.strip()
-
-
 @bp.get("/payments/<payment_id>/invoice.pdf")
 def agent_invoice(payment_id: str) -> Response:
-    require_agent()
+    require_agent(NO_AGENT_MESSAGE)
     return send_invoice(service.invoice_for_agent(payment_id))

@@ -36,12 +36,7 @@ _memo_lock = threading.Lock()
 
 
 def _memo() -> OrderedDict:
-    extras = current_app.extensions["self_billing"].extras
-    memo = extras.get("invoice_keys")
-    if memo is None:
-        with _memo_lock:
-            memo = extras.setdefault("invoice_keys", OrderedDict())
-    return memo
+    return current_app.extensions["self_billing"].invoice_keys
 
 
 def _invoice_path(payment_id: str, lead_id: int | None, not_found: str) -> Path:

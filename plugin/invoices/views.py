@@ -12,8 +12,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from ..api.common import install_json_errors
 from ..errors import NotLoggedIn
+from ..http_json import install_json_errors
 from ..portal.access import check_door
 from ..portal.auth import NOT_LOGGED_IN_MESSAGE, current_lead_id, require_lead
 from ..templating import TEMPLATE_FOLDER

@@ -30,11 +30,22 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: ``session.info`` key holding the settings row for the session's lifetime.
+_HELD = "self_billing.settings"
+
+
 def get_settings() -> Settings:
-    """The merchant's settings; the defaults (not added to the session) while the row is missing. Never writes."""
+    """The merchant's settings; the defaults (not added to the session) while the row is missing. Never writes.
+
+    The row is held in ``session.info`` for as long as the session lives (one request): the session's
+    identity map keeps rows only while something references them, and a request asks for the settings
+    at each door it passes (access, rules, the machine) — one query, not one per question. A commit
+    expires it as it expires every row, so what is read after a commit is fresh.
+    """
     settings = db.session.get(Settings, SETTINGS_ID)
     if settings is None:
-        settings = Settings(id=SETTINGS_ID, **DEFAULTS)
+        return Settings(id=SETTINGS_ID, **DEFAULTS)
+    db.session.info[_HELD] = settings
     return settings
 
 

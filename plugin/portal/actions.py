@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..db import db, utcnow
-from ..errors import BillingError, Conflict, InvalidInput
+from ..errors import BillingError, Conflict
 from ..ledger.models import Payment, Purchase
 from ..ledger.schemas import Address
-from ..ledger.service import get_settings
+from ..ledger.settings import get_settings
 from ..locking import lock_purchase
 from ..notifications import enqueue
 from ..presenters import purchase_to_dict
+from ..validation import free_text
 from ..workflows import policy
 from ..workflows.models import BillingRequest
 from ..workflows.service import submit_cancellation, submit_refund
@@ -38,7 +39,8 @@ from .ownership import (
 )
 
 __all__ = [
-    "CARD_NOT_FOUND", "ORDER_NOT_FOUND", "PAYMENT_NOT_FOUND", "add_card", "cancel_purchase", "card_to_dict",
+    "CARD_NOT_FOUND", "ORDER_NOT_FOUND", "PAYMENT_NOT_FOUND", "add_card", "cancel_own_purchase", "cancel_purchase",
+    "card_to_dict", "refund_own_payment",
     "list_cards", "own_payment", "own_purchase", "present", "refund_payment",
     "remove_card", "require_cancel_offered", "require_refund_offered", "set_default_card",
     "update_billing_address",
@@ -51,17 +53,6 @@ def present(purchase: Purchase) -> dict[str, Any]:
 
 
 # -- cancellation and refund ----------------------------------------------------------------
-
-
-def _reason(reason: Any) -> str:
-    if reason is None:
-        return ""
-    if not isinstance(reason, str):
-        raise InvalidInput("The reason must be text.", fields={"reason": "must be a string"})
-    reason = reason.strip()
-    if len(reason) > 2000:
-        raise InvalidInput("Keep the reason under 2,000 characters.", fields={"reason": "at most 2000 characters"})
-    return reason
 
 
 def require_cancel_offered(purchase: Purchase) -> None:
@@ -86,8 +77,13 @@ def cancel_purchase(lead_id: int, order_id: str, reason: Any = None) -> BillingR
     Safe to repeat: while a request is open, a repeat answers with it. What the machine refuses is
     told in the portal's words (:func:`plugin.workflows.policy.cancel_refusal`).
     """
-    purchase = own_purchase(lead_id, order_id)
-    return submit_cancellation(purchase, reason=_reason(reason), explain=_explained(policy.cancel_refusal))
+    return cancel_own_purchase(own_purchase(lead_id, order_id), reason)
+
+
+def cancel_own_purchase(purchase: Purchase, reason: Any = None) -> BillingRequest:
+    """:func:`cancel_purchase` for a purchase already found among the lead's (:func:`own_purchase`)."""
+    return submit_cancellation(purchase, reason=free_text(reason, "reason"),
+                               explain=_explained(policy.cancel_refusal))
 
 
 def refund_payment(lead_id: int, payment_id: str, reason: Any = None) -> BillingRequest:
@@ -96,7 +92,12 @@ def refund_payment(lead_id: int, payment_id: str, reason: Any = None) -> Billing
     Safe to repeat: while a request is open, a repeat answers with it.
     """
     _purchase, payment = own_payment(lead_id, payment_id)
-    return submit_refund(payment, reason=_reason(reason), explain=_explained(policy.refund_refusal))
+    return refund_own_payment(payment, reason)
+
+
+def refund_own_payment(payment: Payment, reason: Any = None) -> BillingRequest:
+    """:func:`refund_payment` for a payment already found among the lead's (:func:`own_payment`)."""
+    return submit_refund(payment, reason=free_text(reason, "reason"), explain=_explained(policy.refund_refusal))
 
 
 def _explained(refusal: Any) -> Any:

@@ -98,7 +98,7 @@ def portal_blueprint() -> str | None:
     """The portal registration (the helpdesk tab or the standalone one) for this request: the one it
     came through, else the first whose door is open, else any; None when no portal is mounted."""
     #: blueprint name -> "standalone" | "helpdesk", filled as the portal blueprint is registered
-    tabs: dict[str, str] = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    tabs: dict[str, str] = current_app.extensions["self_billing"].portal_doors
     if request.blueprint in tabs:
         return request.blueprint
     return next((n for n, door in tabs.items() if door_open(door)), next(iter(tabs), None))

@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..api.common import MAX_ROW_ID
 from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ledger.models import PaymentMethod, Purchase
-from ..ledger.service import get_settings
+from ..ledger.settings import get_settings
 from ..locking import lock_purchase
 from ..notifications import enqueue
 from ..payments import processor
 from ..payments.interface import GatewayError, PayPalManaged
+from ..validation import is_row_id
 from ..workflows import policy
 from .ownership import own_purchase
 
@@ -87,7 +87,7 @@ def list_cards(lead_id: int, order_id: str) -> tuple[Purchase, list[PaymentMetho
 
 
 def _own_card(purchase_id: int, method_id: Any) -> PaymentMethod:
-    if isinstance(method_id, bool) or not isinstance(method_id, int) or not 0 < method_id <= MAX_ROW_ID:
+    if not is_row_id(method_id):
         raise NotFound(CARD_NOT_FOUND, code="payment_method_not_found")
     method = db.session.get(PaymentMethod, method_id, populate_existing=True)
     if method is None or method.purchase_id != purchase_id:

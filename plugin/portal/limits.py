@@ -13,7 +13,7 @@ address answers 429 with ``Retry-After`` until the window ends, even with the
 right Order ID and email.
 
 Each app gets its own :class:`flask_limiter.Limiter` (kept in
-``app.extensions["self_billing"].extras["limiter"]``), storing its counters in
+``app.extensions["self_billing"].login_limiter``), storing its counters in
 ``SELF_BILLING_RATELIMIT_STORAGE_URI``: by default the app's own database
 (:mod:`plugin.limit_storage`), which every worker and machine shares, so the
 limits hold across all of them; ``redis://...`` also works. It limits only the plugin's
@@ -34,12 +34,11 @@ from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from ..api.common import decode_json
 from ..errors import BillingError
+from ..http_json import decode_json
 from ..ledger.models import Lead
 from ..limit_storage import storage_settings
 
-EXTRAS_KEY = "limiter"
 _FAILED_FLAG = "_self_billing_login_failed"
 _MAX_KEY_BODY = 64 * 1024
 
@@ -87,8 +86,8 @@ def _exempt_host_limits() -> bool:
 
 def get_limiter(app: Flask) -> Limiter:
     """The app's login Limiter, created on first use."""
-    extras = app.extensions["self_billing"].extras
-    limiter = extras.get(EXTRAS_KEY)
+    state = app.extensions["self_billing"]
+    limiter = state.login_limiter
     if limiter is None:
         storage_uri, storage_options = storage_settings(app)
         limiter = Limiter(
@@ -103,7 +102,7 @@ def get_limiter(app: Flask) -> Limiter:
             in_memory_fallback_enabled=True,
         )
         limiter.init_app(app)
-        extras[EXTRAS_KEY] = limiter
+        state.login_limiter = limiter
     return limiter
 
 
@@ -150,7 +149,7 @@ def limit_link_view(app: Flask, endpoint: str) -> None:
 
 def retry_after_seconds() -> int:
     """Seconds until the breached login limit of this request resets (at least 1)."""
-    limiter = current_app.extensions["self_billing"].extras.get(EXTRAS_KEY)
+    limiter = current_app.extensions["self_billing"].login_limiter
     current = limiter.current_limit if limiter is not None else None
     if current is None:
         return 60

@@ -73,7 +73,7 @@ def register_my_orders_tab(app: Flask, url_prefix: str, name: str = "self_billin
 
 
 def _door() -> str:
-    doors = current_app.extensions["self_billing"].extras.get("portal_blueprints", {})
+    doors = current_app.extensions["self_billing"].portal_doors
     return doors.get(request.blueprint, "standalone")
 
 

@@ -39,7 +39,7 @@ def _on_register(state: BlueprintSetupState) -> None:
     app = state.app
     name = f"{state.name_prefix}.{state.name}".lstrip(".")
     door = state.options.get(MODE_OPTION, "standalone")
-    app.extensions["self_billing"].extras.setdefault("portal_blueprints", {})[name] = door
+    app.extensions["self_billing"].portal_doors[name] = door
     for filter_name, function in FILTERS.items():
         app.jinja_env.filters.setdefault(filter_name, function)
     apply_session_cookie_defaults(app)

@@ -31,8 +31,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from flask import current_app
 
-_EXTRAS_KEY = "helpdesk_adapter"
-
 
 @dataclass(frozen=True)
 class TicketData:
@@ -128,8 +126,8 @@ def load_adapter(spec: Any) -> HelpdeskAdapter:
 def get_adapter() -> HelpdeskAdapter:
     """The helpdesk adapter of the current app (loaded once per app)."""
     state = current_app.extensions["self_billing"]
-    adapter = state.extras.get(_EXTRAS_KEY)
+    adapter = state.helpdesk_adapter
     if adapter is None:
         adapter = load_adapter(current_app.config.get("SELF_BILLING_HELPDESK_ADAPTER", "builtin"))
-        state.extras[_EXTRAS_KEY] = adapter
+        state.helpdesk_adapter = adapter
     return adapter

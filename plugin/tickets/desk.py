@@ -43,8 +43,6 @@ from .schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn
 
 bp = Blueprint("self_billing_desk", __name__, template_folder=TEMPLATE_FOLDER)
 
-#: extras key: {blueprint name: {"login_url": ...}} for each place the desk is mounted.
-MOUNTS_KEY = "desk_mounts"
 PAGE_SIZE = 50
 EVENT_LABELS = {
     "cancel_now": "Cancel now",
@@ -63,7 +61,7 @@ CHOOSE_WHEN = "Choose when to cancel: now or at the end of the paid period."
 
 
 def _mount() -> dict[str, Any]:
-    mounts = current_app.extensions["self_billing"].extras.get(MOUNTS_KEY, {})
+    mounts = current_app.extensions["self_billing"].desk_mounts
     return mounts.get(request.blueprint or "", {})
 
 

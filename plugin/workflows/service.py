@@ -8,7 +8,6 @@ do, the processor call, and a short locked transaction that records its answer.
 """
 from __future__ import annotations
 
-from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -17,16 +16,16 @@ from sqlalchemy.exc import IntegrityError
 from ..db import db, utcnow
 from ..errors import BillingError, Conflict, InvalidInput, NotLoggedIn
 from ..ledger.models import Payment, Purchase
-from ..ledger.service import get_settings
+from ..ledger.settings import get_settings
 from ..locking import lock_purchase
-from ..money import format_amount, format_money, to_cents
+from ..money import format_amount, format_money
+from ..validation import MAX_MESSAGE_CHARS, free_text, parse_amount
 from .context import RequestContext
 from .engine import accepts, agent_events_accepted, fire, refusal
 from .machines import AGENT_EVENTS, CUSTOMER, PROCESSOR_EVENTS, SYSTEM
 from .models import BillingRequest, open_slot
 from .steps import (
     context_for,
-    free_text,
     get_request,
     is_agent,
     new_request,
@@ -104,27 +103,13 @@ def available_events(request: BillingRequest, agent: str = "agent") -> list[str]
     return agent_events_accepted(context_for(request, purchase), agent)
 
 
-def parse_amount(amount: Any, field: str = "amount") -> int:
-    """Cents of an amount given by a person: a decimal string (or Decimal) with at most two places."""
-    if isinstance(amount, (float, bool)) or not isinstance(amount, (str, Decimal, int)):
-        raise InvalidInput('Give the amount as a decimal string, e.g. "10.00".',
-                           code="invalid_amount", fields={field: "must be a decimal string"})
-    try:
-        cents = to_cents(amount)
-    except ValueError as err:
-        raise InvalidInput(f"The amount is not valid: {err}.", code="invalid_amount", fields={field: str(err)}) from None
-    if cents <= 0:
-        raise InvalidInput("The amount must be more than 0.", code="invalid_amount", fields={field: "must be more than 0"})
-    return cents
-
-
 def apply_agent_event(
     request: BillingRequest, event: str, agent: str, amount: Any = None, message: str | None = None
 ) -> BillingRequest:
     """An agent sends ``event`` to a request (contract section 5)."""
     if not is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
-    message = free_text(message, "message")
+    message = free_text(message, "message", max_chars=MAX_MESSAGE_CHARS) or None
     amount_cents = parse_amount(amount) if amount is not None else None
     if event == "refund_partial" and amount_cents is None:
         raise InvalidInput("A partial refund needs an amount.", code="invalid_amount",
@@ -190,7 +175,7 @@ def _agent_direct(request_type: str, purchase_id: int, payment_id: int | None, a
     """
     if not is_agent(agent):
         raise NotLoggedIn("An agent must be signed in.")
-    message = free_text(message, "message")
+    message = free_text(message, "message", max_chars=MAX_MESSAGE_CHARS) or None
     with transaction():
         purchase = lock_purchase(purchase_id)
         if event is None:

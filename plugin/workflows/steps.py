@@ -27,11 +27,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..cardmask import mask_card_numbers
 from ..db import db, utcnow
-from ..errors import BillingError, InvalidInput, Unavailable
+from ..errors import BillingError, Unavailable
 from ..ledger.models import Payment, Purchase
-from ..ledger.service import get_settings
+from ..ledger.settings import get_settings
 from ..locking import lock_purchase
 from ..payments import processor
 from ..payments.interface import GatewayError
@@ -88,18 +87,6 @@ def new_request(request_type: str, purchase: Purchase, payment: Payment | None, 
     )
     db.session.add(request)
     return request
-
-
-def free_text(value: str | None, field: str) -> str | None:
-    """Free text as it is kept: card numbers masked (:mod:`plugin.cardmask`), a NUL character refused.
-
-    Every reason and agent message enters here before it is stored, emailed or logged. NUL is
-    refused because PostgreSQL text cannot hold it.
-    """
-    if isinstance(value, str) and "\x00" in value:
-        raise InvalidInput("Text may not contain NUL characters (U+0000); remove them and send it again.",
-                           fields={field: "contains a NUL character"})
-    return mask_card_numbers(value) if isinstance(value, str) else value
 
 
 def is_agent(actor: str) -> bool:
