@@ -2,10 +2,10 @@
 
 People paste card numbers where they do not belong: a refund reason, an address
 line, a name, an agent's reply. :func:`mask_card_numbers` is called on such free
-text where it enters (the request reasons and agent messages in
-:mod:`plugin.workflows.service`, agent replies in :mod:`plugin.tickets.service`,
-names and address lines in :mod:`plugin.ledger.schemas`), so the database, the
-emails, the host's helpdesk and the logs only ever see the masked form.
+text where it enters, by the one text rule of every door (:func:`plugin.validation.free_text`
+and the schema field types built on it: reasons, agent messages and replies, names and
+address lines), so the database, the emails, the host's helpdesk and the logs only ever see
+the masked form.
 
 What counts as a card number: 13 to 19 digits, as one run or in groups separated
 by a single space or dash ("4242 4242 4242 4242", "4242-4242-4242-4242",
