@@ -37,8 +37,32 @@ DEFAULTS: dict[str, Any] = {
     # Where the card form posts card details to get a processor token; None = the sandbox's
     # {prefix}/sandbox/tokens. A real processor's tokenization endpoint goes here.
     "SELF_BILLING_CARD_TOKEN_URL": None,
-    # The payment processor: "sandbox" or "package.module:factory" returning a PaymentGateway.
+    # The payment processor: "sandbox", "stripe" (docs/stripe.md) or "package.module:factory" returning a
+    # PaymentGateway.
     "SELF_BILLING_GATEWAY": "sandbox",
+    # Stripe (SELF_BILLING_GATEWAY = "stripe", docs/stripe.md). The secret key (sk_live_... or sk_test_...)
+    # the server calls Stripe with, and the publishable key (pk_...) the card page gives Stripe.js.
+    "SELF_BILLING_STRIPE_SECRET_KEY": None,
+    "SELF_BILLING_STRIPE_PUBLISHABLE_KEY": None,
+    # The signing secret (whsec_...) of the webhook endpoint {prefix}/webhooks/stripe; None = the
+    # endpoint refuses every event (404), so nothing unsigned is ever applied.
+    "SELF_BILLING_STRIPE_WEBHOOK_SECRET": None,
+    # Where the Stripe API is; None = Stripe's own (https://api.stripe.com). Tests point it at localstripe.
+    "SELF_BILLING_STRIPE_API_BASE": None,
+    # Where the card page loads Stripe.js from (tests: localstripe's fake, {api base}/js.stripe.com/v3/).
+    "SELF_BILLING_STRIPE_JS_URL": "https://js.stripe.com/v3/",
+    # Seconds one call to Stripe may take (then: processor unavailable, retried later with the same key),
+    # and how many times the library itself retries a failed connection (with the same idempotency key).
+    "SELF_BILLING_STRIPE_TIMEOUT_SECONDS": 20,
+    "SELF_BILLING_STRIPE_MAX_NETWORK_RETRIES": 1,
+    # Seconds a signed webhook's timestamp may be old (Stripe's library default: 300).
+    "SELF_BILLING_STRIPE_WEBHOOK_TOLERANCE_SECONDS": 300,
+    # Price points made for Stripe plans and prices the ledger does not know yet (existing ones are left
+    # as the merchant set them): how cancellations end, and the refund window in days.
+    "SELF_BILLING_STRIPE_CANCELLATION": "delayed",
+    "SELF_BILLING_STRIPE_REFUND_WINDOW_DAYS": 30,
+    # Country of the bill-to address of a Stripe customer who has none (the ledger needs one).
+    "SELF_BILLING_STRIPE_DEFAULT_COUNTRY": "US",
     # Largest JSON body the APIs accept, in bytes (larger: 413).
     "SELF_BILLING_MAX_BODY_BYTES": 64 * 1024,
     # Seconds after which ``tick`` retries a processor step left pending (a crash, a lost answer).

@@ -21,6 +21,7 @@ from .notifications import init_app as init_notifications
 from .notifications.after_commit import install as install_send_after_commit
 from .payments.interface import PaymentGateway
 from .payments.sandbox import SandboxGateway
+from .payments.stripe import make_gateway as make_stripe_gateway
 from .portal.auth import logout
 from .portal.views import register_my_orders_tab
 from .state import AgentLoader, SelfBillingState
@@ -33,10 +34,12 @@ def _load_gateway(spec: str | PaymentGateway) -> PaymentGateway:
         return spec
     if spec == "sandbox":
         return SandboxGateway()
+    if spec == "stripe":
+        return make_stripe_gateway()
     module_name, _, attr = spec.partition(":")
     if not attr:
         raise RuntimeError(
-            f"SELF_BILLING_GATEWAY={spec!r} is not understood: use 'sandbox' or 'package.module:factory'."
+            f"SELF_BILLING_GATEWAY={spec!r} is not understood: use 'sandbox', 'stripe' or 'package.module:factory'."
         )
     factory = getattr(importlib.import_module(module_name), attr)
     return factory()

@@ -9,6 +9,7 @@ from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, R
 from .notifications.models import EmailTemplate, OutboxEmail
 from .payments.records import ProcessorCall
 from .payments.sandbox_models import SandboxFault, SandboxOperation, SandboxToken
+from .payments.stripe.models import StripeLink
 from .portal.login_links import LoginLink
 from .portal.models import PortalSession
 from .tickets.models import Department, Ticket, TicketMessage
@@ -36,6 +37,7 @@ __all__ = [
     "SandboxOperation",
     "SandboxToken",
     "Settings",
+    "StripeLink",
     "Ticket",
     "TicketMessage",
 ]
