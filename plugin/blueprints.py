@@ -15,6 +15,7 @@ BLUEPRINTS: tuple[tuple[str, str], ...] = (
     ("plugin.api.portal", "/api/portal"),
     ("plugin.api.agent", "/api/agent"),
     ("plugin.payments.sandbox_views", "/sandbox"),
+    ("plugin.payments.stripe.webhook", "/webhooks"),
     ("plugin.portal.views", "/portal"),
     ("plugin.invoices.views", "/portal"),
     ("plugin.invoices.agent_views", "/api/agent"),

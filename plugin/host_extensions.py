@@ -31,7 +31,7 @@ from .schema import host_include_name
 #: Blueprints whose routes check their callers themselves (token, header, or no session at all).
 SELF_PROTECTED = ("self_billing_api_admin", "self_billing_api_admin_emails", "self_billing_api_portal",
                   "self_billing_api_agent", "self_billing_invoices_agent", "self_billing_sandbox",
-                  "self_billing_health")
+                  "self_billing_health", "self_billing_stripe_webhooks")
 
 
 HEALTH_ENDPOINT = "self_billing_health.healthz"

@@ -42,9 +42,16 @@ def put(kind: str, our_id: str, stripe_id: str) -> None:
         update(StripeLink).where(StripeLink.kind == kind, StripeLink.our_id == our_id)
         .values(stripe_id=stripe_id, updated_at=utcnow()).execution_options(synchronize_session=False)
     ).rowcount
-    if not updated:
-        db.session.execute(insert(StripeLink).values(kind=kind, our_id=our_id, stripe_id=stripe_id,
-                                                     created_at=utcnow(), updated_at=utcnow()))
+    if updated:
+        return
+    try:
+        with db.session.begin_nested():  # a concurrent put of the same link may insert it first
+            db.session.execute(insert(StripeLink).values(kind=kind, our_id=our_id, stripe_id=stripe_id,
+                                                         created_at=utcnow(), updated_at=utcnow()))
+    except IntegrityError:
+        db.session.execute(
+            update(StripeLink).where(StripeLink.kind == kind, StripeLink.our_id == our_id)
+            .values(stripe_id=stripe_id, updated_at=utcnow()).execution_options(synchronize_session=False))
 
 
 def claim(kind: str, our_id: str, stripe_id: str) -> bool:
