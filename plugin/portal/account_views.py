@@ -8,6 +8,7 @@ from ..errors import Conflict, InvalidInput, PaymentDeclined, Unavailable
 from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..ledger.service import get_settings
+from ..payments import processor
 from ..payments.interface import PayPalManaged
 from ..urls import endpoint_url
 from ..workflows import policy
@@ -63,6 +64,16 @@ def _token_url() -> str:
     return endpoint_url("self_billing_sandbox.tokens", "/sandbox/tokens")
 
 
+def _card_form() -> dict[str, str | None]:
+    """What the card form needs: the sandbox's token endpoint, or Stripe.js and the publishable key
+    (Stripe Elements collects the card in the browser and gives the page a PaymentMethod id)."""
+    config = current_app.config
+    if processor.gateway_name() == "stripe":
+        return {"token_url": None, "stripe_js_url": config.get("SELF_BILLING_STRIPE_JS_URL"),
+                "stripe_publishable_key": config.get("SELF_BILLING_STRIPE_PUBLISHABLE_KEY") or ""}
+    return {"token_url": _token_url(), "stripe_js_url": None, "stripe_publishable_key": None}
+
+
 def _cards_page(lead: Lead, order_id: str, status: int = 200, error: str | None = None):
     purchase = actions.own_purchase(lead.id, order_id)
     if purchase.payment_type == "paypal":
@@ -89,7 +100,7 @@ def new_card(order_id: str):
     if not policy.can_change_card(purchase, get_settings()):
         raise Conflict("Cards can be changed only for an active subscription.",
                                code="card_change_not_available")
-    return render("card_new.html", lead=lead, purchase=purchase, form=CardTokenForm(), token_url=_token_url())
+    return render("card_new.html", lead=lead, purchase=purchase, form=CardTokenForm(), **_card_form())
 
 
 @bp.post("/purchases/<order_id>/cards")
@@ -104,12 +115,12 @@ def add_card(order_id: str):
         # A fresh form (formdata=None): what was posted as the token is never echoed back, even when
         # someone pasted a card number into it; the card form asks the processor for a new token anyway.
         return render("card_new.html", 400, lead=lead, purchase=purchase, form=CardTokenForm(formdata=None),
-                      token_url=_token_url(), error=error)
+                      **_card_form(), error=error)
     try:
         method, created = actions.add_card(lead.id, order_id, form.token.data)
     except (InvalidInput, PaymentDeclined, Unavailable) as err:
         return render("card_new.html", err.status, lead=lead, purchase=purchase,
-                      form=CardTokenForm(formdata=None), token_url=_token_url(), error=err.message)
+                      form=CardTokenForm(formdata=None), **_card_form(), error=err.message)
     notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
           + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
     return redirect(page_url("cards", order_id=order_id))
