@@ -18,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from .api.idempotency import prune_idempotency_keys
 from .limit_storage import prune_counters
 from .notifications.worker import MailNotConfigured, run_worker
+from .payments.interface import GatewayError
+from .payments.stripe.importer import run_import as run_stripe_import
 from .portal.auth import prune_sessions
 from .portal.login_links import prune_login_links
 from .schema import SchemaError, init_db
@@ -108,3 +110,23 @@ def tick_command(now_text: str | None) -> None:
         click.echo(line)
     for what, prune in PRUNED:
         click.echo(f"Deleted {prune(now)} {what}.")
+
+
+@cli_group.command("stripe-import")
+@click.option("--restart", is_flag=True, help="Forget where an interrupted import stopped and start over.")
+@click.option("--quiet", is_flag=True, help="No progress line, only the summary.")
+def stripe_import_command(restart: bool, quiet: bool) -> None:
+    """Backfill leads, purchases and payments from Stripe (resumable; safe to run twice)."""
+    def progress(line: str) -> None:
+        if not quiet:
+            click.echo("\r" + line, nl=False)
+
+    try:
+        report = run_stripe_import(progress, restart=restart)
+    except (GatewayError, RuntimeError) as exc:
+        click.echo("")
+        raise click.ClickException(
+            f"{getattr(exc, 'message', exc)} Run the command again to go on where it stopped.") from None
+    if not quiet:
+        click.echo("")
+    click.echo(report.summary())
