@@ -84,6 +84,9 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_MERCHANT_TAX_ID": "",
     "SELF_BILLING_MERCHANT_LOGO_PATH": None,
     "SELF_BILLING_MERCHANT_EMAIL": "",
+    # Invoice and credit note numbers (plugin.invoices.numbering): {year} starts a new series each year.
+    "SELF_BILLING_INVOICE_NUMBER_FORMAT": "INV-{year}-{seq:06d}",
+    "SELF_BILLING_CREDIT_NOTE_NUMBER_FORMAT": "CN-{year}-{seq:06d}",
     # Where tickets of requests handled by hand go: "builtin" (the plugin's own store, which the
     # agent desk shows) or "package.module:factory" returning a HelpdeskAdapter (docs/helpdesk-adapter.md).
     "SELF_BILLING_HELPDESK_ADAPTER": "builtin",

@@ -4,6 +4,7 @@ Alembic, ``init-db`` and the tests read ``Base.metadata`` after importing this m
 """
 from .api.idempotency import IdempotencyRecord
 from .db import Base
+from .invoices.documents import CreditNote, DocumentCounter, Invoice
 from .limit_storage import RateLimitCounter
 from .ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Refund, Settings
 from .notifications.models import EmailTemplate, OutboxEmail
@@ -18,9 +19,12 @@ from .workflows.models import BillingRequest, RequestEvent
 __all__ = [
     "Base",
     "BillingRequest",
+    "CreditNote",
     "Department",
+    "DocumentCounter",
     "EmailTemplate",
     "IdempotencyRecord",
+    "Invoice",
     "Lead",
     "LoginLink",
     "OutboxEmail",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .db import db, utcnow
+from .invoices.documents import CreditNote, Invoice
 from .ledger.models import Payment, PaymentMethod, Purchase, Settings
 from .ledger.settings import get_settings
 from .money import format_amount
@@ -99,6 +100,12 @@ class PaymentRow:
         return self.amount_cents - self.refunded_cents
 
 
+def _credit_note_urls():
+    """``number -> URL`` of the customer's credit note download (with the app's mount point)."""
+    return payment_url_maker("self_billing_invoices.customer_credit_note", "/portal/credit-notes/{id}/credit-note.pdf",
+                             field="number")
+
+
 def _invoice_urls():
     """``payment_id -> URL`` of the customer's invoice download (with the app's mount point)."""
     return payment_url_maker("self_billing_invoices.customer_invoice", "/portal/payments/{id}/invoice.pdf")
@@ -123,11 +130,14 @@ def _purchase_dict(
     settings: Settings,
     now: datetime,
     for_customer: bool = False,
+    documents: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
     can_cancel = policy.can_cancel(purchase, settings, now,
                                    request_open=open_slot("cancellation", purchase.id) in open_slots)
     invoice_url = _invoice_urls()
+    note_url = _credit_note_urls()
+    documents = documents or {}
     window_days = purchase.price_point.refund_window_days
     payment_dicts = []
     for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
@@ -144,6 +154,12 @@ def _purchase_dict(
             "period_start": iso_utc(payment.period_start),
             "period_end": iso_utc(payment.period_end),
             "invoice_url": invoice_url(payment.payment_id),
+            "invoice_number": documents.get(payment.id, {}).get("invoice"),
+            "credit_notes": [
+                {"number": n.number, "amount": format_amount(n.amount_cents), "currency": n.currency,
+                 "issued_at": iso_utc(n.issued_at), "url": note_url(n.number)}
+                for n in documents.get(payment.id, {}).get("notes", [])
+            ],
             "actions": {"refund": can_refund, "invoice": True},
         })
 
@@ -214,10 +230,33 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
             events[event.request_id].append(event)
     settings = get_settings()
     now = now or utcnow()
+    documents = _documents([pay.id for rows in payments.values() for pay in rows])
     return [
-        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now, for_customer)
+        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now, for_customer,
+                       documents)
         for p in purchases
     ]
+
+
+def _documents(payment_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``payment row id -> {"invoice": number, "notes": [credit notes]}`` in two queries."""
+    found: dict[int, dict[str, Any]] = defaultdict(lambda: {"invoice": None, "notes": []})
+    if not payment_ids:
+        return found
+    invoice_payment: dict[int, int] = {}
+    for invoice_id, payment_id, number in db.session.execute(
+        select(Invoice.id, Invoice.payment_id, Invoice.number).where(Invoice.payment_id.in_(payment_ids))
+    ):
+        found[payment_id]["invoice"] = number
+        invoice_payment[invoice_id] = payment_id
+    if invoice_payment:
+        for note in db.session.execute(
+            select(CreditNote.invoice_id, CreditNote.number, CreditNote.amount_cents, CreditNote.currency,
+                   CreditNote.issued_at).where(CreditNote.invoice_id.in_(list(invoice_payment)))
+            .order_by(CreditNote.id)
+        ):
+            found[invoice_payment[note.invoice_id]]["notes"].append(note)
+    return found
 
 
 def purchases_for_lead(lead_id: int, now: datetime | None = None) -> list[dict[str, Any]]:

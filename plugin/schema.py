@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import models
 from .db import Base, db
+from .invoices.issuing import issue_missing
 from .ledger.settings import create_settings_row
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -261,11 +262,15 @@ def make_revision(message: str, database_url: str | None = None, reset: bool = F
 
 
 def init_db() -> str:
-    """Create or upgrade the plugin's tables on the current app's database, and the merchant's
-    settings row (with the defaults) if it is missing. Safe to run twice."""
+    """Create or upgrade the plugin's tables on the current app's database, the merchant's
+    settings row (with the defaults) if it is missing, and an invoice for every payment that has
+    none (oldest first: :func:`plugin.invoices.issuing.issue_missing`). Safe to run twice."""
     db.session.remove()  # nothing of ours may hold a transaction open while the schema changes
     done = upgrade_engine(db.engine)
     with db.engine.begin() as connection:
         if create_settings_row(connection):
             done += " Created the settings row with the defaults (self-service billing off)."
+    numbered = issue_missing()
+    if numbered:
+        done += f" Numbered {numbered} invoice(s) of payments recorded before invoices were numbered."
     return done

@@ -13,14 +13,15 @@ from flask import current_app, has_request_context, url_for
 _PLACEHOLDER = "__self_billing_id__"
 
 
-def payment_url_maker(endpoint: str, fallback_path: str):
-    """A function ``payment_id -> URL`` of ``endpoint`` (one ``url_for`` for any number of payments).
+def payment_url_maker(endpoint: str, fallback_path: str, field: str = "payment_id"):
+    """A function ``payment_id -> URL`` of ``endpoint`` (one ``url_for`` for any number of payments;
+    ``field`` names the endpoint's argument, e.g. a credit note's ``number``).
 
     ``fallback_path`` is the endpoint's path under the prefix with ``{id}`` for the payment id, used
     outside a request.
     """
     if has_request_context():
-        template = url_for(endpoint, payment_id=_PLACEHOLDER)
+        template = url_for(endpoint, **{field: _PLACEHOLDER})
     else:
         template = current_app.extensions["self_billing"].url_prefix + fallback_path.replace("{id}", _PLACEHOLDER)
     return lambda payment_id: template.replace(_PLACEHOLDER, quote(payment_id, safe=""))

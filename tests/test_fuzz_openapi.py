@@ -86,6 +86,8 @@ class Seeded:
     cards: dict[str, list[int]] = field(default_factory=dict)
     ticket_ids: list[int] = field(default_factory=list)
     email_ids: list[int] = field(default_factory=list)
+    own_notes: list[str] = field(default_factory=list)
+    other_notes: list[str] = field(default_factory=list)
     card_tokens: list[str] = field(default_factory=list)
     price_codes: list[str] = field(default_factory=lambda: ["pro-monthly", "pro-yearly", "ebook"])
     #: The status of every answer, per operation (a test runs one operation).
@@ -136,6 +138,13 @@ def _seed(app: Flask) -> Seeded:
         def payment(payment_id: str) -> Payment:
             return db.session.execute(select(Payment).where(Payment.payment_id == payment_id)).scalar_one()
 
+        from plugin.invoices.documents import CreditNote
+        from plugin.workflows.service import agent_refund
+
+        for payment_id, notes in (("PAY-21", seeded.own_notes), ("PAY-91", seeded.other_notes)):  # credit notes
+            agent_refund(payment(payment_id), "agent@example.com", "1.00")
+            notes.append(db.session.execute(select(CreditNote.number).order_by(CreditNote.id.desc())
+                                            .limit(1)).scalar_one())
         submit_cancellation(purchase("ORD-9001"), reason="Moving to another tool")
         submit_refund(payment("PAY-92"), reason="Bought it twice")
         submit_refund(payment("PAY-12"), reason="Meant the monthly plan")
@@ -209,6 +218,7 @@ def _real_path_values(shop: Seeded, path: str, name: str) -> list[Any]:
         "ticket_id": shop.ticket_ids,
         "email_id": shop.email_ids,
         "code": shop.price_codes,
+        "number": shop.own_notes + shop.other_notes[:1] if portal else shop.own_notes + shop.other_notes,
     }
     return values.get(name, [])
 

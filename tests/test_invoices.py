@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 import zlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from tests.conftest import Ledger
 from tests.parts import WKHTMLTOPDF, need_wkhtmltopdf
 
 PREFIX = "/billing"
+TODAY = datetime.now(timezone.utc).date()
 
 
 @pytest.fixture(autouse=True)
@@ -190,8 +192,8 @@ def test_customer_downloads_the_invoice_as_invoice_pdf(customer):
     text = pdf_text(response.data)
     for expected in (
         "Order ID ORD-1",
-        "Invoice number: INV-pay_1",
-        "Issue date: Oct 1, 2026",
+        f"Invoice number: INV-{TODAY.year}-000001",  # the shop's first invoice
+        f"Issue date: {format_date(TODAY, 'medium', locale='en_US')}",  # issued when the payment was recorded
         "Acme Tools Ltd", "1 Market Way", "London EC1A 1AA", "Tax ID: GB123456789", "billing@acme.example.com",
         "BILL TO Ann Lee 1 Main St Springfield, IL 62701 United States PAYMENT",
         "Pro Plan",
@@ -278,7 +280,7 @@ def test_bill_to_is_the_address_of_that_payment(shop_app, shop, customer):
     assert "Ann Lee 1 Main St Springfield, IL 62701" in old and "New Road" not in old
     assert "Ann Lee-Park 77 New Road Portland, OR 97201" in new and "1 Main St" not in new
     assert "Subscription period: Nov 1, 2026 – Dec 1, 2026" in new
-    assert "Issue date: Nov 1, 2026" in new and "Invoice number: INV-pay_1b" in new
+    assert "Paid on Nov 1, 2026" in new and f"Invoice number: INV-{TODAY.year}-000003" in new
 
 
 def _agent_refund(app, payment_id: str, amount: str) -> str:
@@ -294,23 +296,58 @@ def _agent_refund(app, payment_id: str, amount: str) -> str:
         return format_date(refund.refunded_at.date(), "medium", locale="en_US")
 
 
-def test_refunds_are_listed_and_change_the_invoice(shop_app, customer):
-    first = download(customer).data
+def credit_note(client, url: str):
+    return client.get(url.removeprefix("http://localhost"))
+
+
+def test_an_issued_invoice_never_changes_and_each_refund_is_a_credit_note(shop_app, customer):
+    before = pdf_text(download(customer).data)
 
     day = _agent_refund(shop_app, "pay_1", "10.00")
-    partial = download(customer).data
-    assert partial != first
-    text = pdf_text(partial)
-    assert "Partially refunded" in text
-    assert f"Refund on {day} $10.00" in text
-    assert "Refunded $10.00" in text
-    assert "Amount remaining $39.00" in text
-
     _agent_refund(shop_app, "pay_1", "39.00")
-    text = pdf_text(download(customer).data)
-    assert "Partially refunded" not in text and "Refunded" in text.split()
-    assert f"Refund on {day} $10.00" in text and f"Refund on {day} $39.00" in text
-    assert "Refunded $49.00" in text and "Amount remaining $0.00" in text
+    with shop_app.app_context():  # an address change after the invoice was issued
+        purchase = db.session.execute(select(Payment).where(Payment.payment_id == "pay_1")).scalar_one().purchase
+        purchase.billing_address = address(name="Ann Moved", line1="5 Far Lane", city="Austin", region="TX",
+                                           postal_code="73301")
+        db.session.commit()
+    shop_app.config["SELF_BILLING_MERCHANT_NAME"] = "Acme Renamed plc"
+    assert pdf_text(download(customer).data) == before  # the same words, byte for byte in the text
+
+    orders = customer.get(f"{PREFIX}/api/portal/purchases").get_json()["purchases"]
+    [paid] = [p for o in orders for p in o["payments"] if p["payment_id"] == "pay_1"]
+    number = paid["invoice_number"]
+    assert number == f"INV-{TODAY.year}-000001"
+    notes = paid["credit_notes"]
+    assert [(n["number"], n["amount"], n["currency"]) for n in notes] == [
+        (f"CN-{TODAY.year}-000001", "10.00", "USD"), (f"CN-{TODAY.year}-000002", "39.00", "USD")]
+    response = credit_note(customer, notes[0]["url"])
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == 'attachment; filename="credit-note.pdf"'
+    text = pdf_text(response.data)
+    for expected in (f"Credit note number: CN-{TODAY.year}-000001", f"Corrects invoice {number}",
+                     "Payment ID: pay_1", f"Refunded on {day}", "Total credited −$10.00", "Ann Lee 1 Main St",
+                     "Acme Tools Ltd"):
+        assert expected in text, (expected, text)
+    # another lead's credit note is not found; an agent may download any
+    other = shop_app.test_client()
+    login(other, shop_app, email="bob@example.com", order_id="ORD-2")
+    assert credit_note(other, notes[0]["url"]).status_code == 404
+    agent = shop_app.test_client().get(f"{PREFIX}/api/agent/credit-notes/{notes[1]['number']}/credit-note.pdf")
+    assert agent.status_code == 200 and "Total credited −$39.00" in pdf_text(agent.data)
+
+
+def test_numbers_are_gap_free_in_payment_order_and_yearly_series(shop_app, shop):
+    with shop_app.app_context():
+        from plugin.invoices.documents import Invoice
+
+        numbers = db.session.execute(select(Invoice.number).order_by(Invoice.id)).scalars().all()
+    assert numbers == [f"INV-{TODAY.year}-000001", f"INV-{TODAY.year}-000002"]
+    shop_app.config["SELF_BILLING_INVOICE_NUMBER_FORMAT"] = "A{seq}"  # a series that never resets
+    shop.payment("ORD-1", "pay_1c", "2026-11-01T10:00:00Z")
+    shop.payment("ORD-1", "pay_1d", "2026-12-01T10:00:00Z")
+    with shop_app.app_context():
+        numbers = db.session.execute(select(Invoice.number).order_by(Invoice.id)).scalars().all()
+    assert numbers[2:] == ["A1", "A2"]
 
 
 # -- safety ----------------------------------------------------------------------------------
@@ -555,18 +592,18 @@ def test_repeat_download_is_served_from_the_cache(shop_app, customer, tmp_path):
     assert agent_download(shop_app, "pay_2").status_code == 503
 
 
-def test_merchant_settings_and_an_emptied_cache_are_followed(shop_app, customer):
+def test_new_merchant_settings_reach_new_invoices_and_an_emptied_cache_is_rebuilt(shop_app, shop, customer):
     first = download(customer)
     shop_app.config["SELF_BILLING_MERCHANT_NAME"] = "Acme Tools Group plc"
-    renamed = download(customer)
-    assert renamed.data != first.data
-    assert "Acme Tools Group plc" in pdf_text(renamed.data)
+    assert download(customer).data == first.data  # issued: it names the seller as it was
+    shop.payment("ORD-1", "pay_1n", "2026-11-01T10:00:00Z")
+    assert "Acme Tools Group plc" in pdf_text(download(customer, "pay_1n").data)
 
     for name in cache_files(shop_app):
         (Path(shop_app.config["SELF_BILLING_INVOICE_CACHE_DIR"]) / name).unlink()
     again = download(customer)
     assert again.status_code == 200
-    assert "Acme Tools Group plc" in pdf_text(again.data)
+    assert pdf_text(again.data) == pdf_text(first.data)
     assert len(cache_files(shop_app)) == 1
 
 
@@ -651,5 +688,5 @@ def test_host_can_override_the_invoice_template(shop_app, customer, tmp_path):
     )
     shop_app.template_folder = str(tmp_path / "host_templates")
     text = pdf_text(download(customer).data)
-    assert "HOST INVOICE INV-pay_1 for order ORD-1" in text
+    assert f"HOST INVOICE INV-{TODAY.year}-000001 for order ORD-1" in text
     assert "Ann Lee" in text

@@ -427,6 +427,7 @@ def test_wrong_content_type_huge_body_and_broken_json_write_nothing(app, shop, m
 
 def _normalise(value: Any, *names: str) -> Any:
     text = json.dumps(value, sort_keys=True)
+    text = re.sub(r"INV-\d{4}-\d{6}", "INV-N", text)  # each shop's invoices take the next numbers
     for name in names:
         text = text.replace(name, "X")
     return json.loads(text)

@@ -136,13 +136,15 @@ class World:
     b_cards: list[int] = field(default_factory=list)
     b_ticket: int = 0
     email_id: int = 0
+    a_note: str = ""
+    b_note: str = ""
 
     def values(self, **override: Any) -> dict[str, Any]:
         """Path values of A's own objects (and the shared ones agents and merchants see)."""
         base = {"order_id": self.a_order, "payment_id": self.a_payment, "method_id": self.a_cards[-1],
                 "ticket_id": self.b_ticket, "email_id": self.email_id, "kind": "refund_done",
                 "code": "pro-monthly", "slug": "find-your-order-id", "filename": "helpdesk.css",
-                "token": "no-such-login-link-token"}
+                "token": "no-such-login-link-token", "number": self.a_note}
         base.update(override)
         return base
 
@@ -216,6 +218,16 @@ def build_world(app: Flask) -> World:
     world.b_ticket = answer.get_json()["request"]["ticket_id"]
     with app.app_context():
         world.email_id = db.session.execute(select(OutboxEmail.id).limit(1)).scalar_one()
+        # A credit note each: an agent refunds 1.00 of A's payment and of B's one-time purchase.
+        from plugin.invoices.documents import CreditNote
+        from plugin.ledger.models import Payment
+        from plugin.workflows.service import agent_refund
+
+        for payment_id, attr in ((world.a_payment, "a_note"), ("PAY-B2", "b_note")):
+            payment = db.session.execute(select(Payment).where(Payment.payment_id == payment_id)).scalar_one()
+            agent_refund(payment, DEMO_AGENT_EMAIL, "1.00")
+            setattr(world, attr, db.session.execute(select(CreditNote.number).order_by(CreditNote.id.desc())
+                                                    .limit(1)).scalar_one())
     return world
 
 
@@ -347,8 +359,9 @@ def test_every_route_is_in_a_category(host):
 def ownership_cases(world: World, rule: Rule) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(what, B's values, unknown values) for a route with id arguments."""
     ids = [name for name in ID_ARGS if name in rule.arguments]
-    victim = {"order_id": world.b_order, "payment_id": world.b_payment, "method_id": world.b_cards[-1]}
-    unknown = {"order_id": "ORD-NOPE", "payment_id": "PAY-NOPE", "method_id": 987654}
+    victim = {"order_id": world.b_order, "payment_id": world.b_payment, "method_id": world.b_cards[-1],
+              "number": world.b_note}
+    unknown = {"order_id": "ORD-NOPE", "payment_id": "PAY-NOPE", "method_id": 987654, "number": "CN-NOPE"}
     yield ("all of B's", world.values(**{k: victim[k] for k in ids}), world.values(**{k: unknown[k] for k in ids}))
     if len(ids) > 1:
         for name in ids:  # A's own order with B's card, and so on

@@ -1,11 +1,12 @@
-"""What an invoice says: the template's context for one payment, and its HTML.
+"""What an invoice or a credit note says: the template's context, and its HTML.
 
-Everything shown comes from the ledger as it was for that payment: "Bill to" is
-the payment's own ``bill_to`` snapshot (an address changed later shows on later
-invoices only), the period is the payment's, refunds are its :class:`Refund` rows.
-Amounts and dates are formatted with Babel in ``SELF_BILLING_LOCALE``. The merchant
-block comes from configuration; the logo file is read and embedded as a ``data:``
-URI, so wkhtmltopdf needs neither file nor network access.
+Everything shown is the document's frozen ``content`` (:mod:`.issuing`): the number,
+the seller and "Bill to" as they were when it was issued, its lines and totals, its
+locale. A refund, an address change or new merchant settings change later documents
+only; an issued one reads the same forever. Amounts and dates are formatted with
+Babel in the document's locale. The logo (branding, not content) is the merchant's
+current file, embedded as a ``data:`` URI, so wkhtmltopdf needs neither file nor
+network access.
 
 The HTML is rendered from ``self_billing/invoice/invoice.html`` with Flask's
 autoescaping, so a host can override the template and customer-entered text is
@@ -28,25 +29,19 @@ from babel.dates import format_date
 from flask import current_app, render_template
 from sqlalchemy import Connection, Row, bindparam, select
 
-from ..ledger.models import Payment, Purchase, Refund
+from ..ledger.models import Payment, Purchase
 from ..money import format_money
+from .documents import CreditNote, Invoice
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "self_billing/invoice/invoice.html"
+CREDIT_NOTE_TEMPLATE = "self_billing/invoice/credit_note.html"
 
 #: Image types a logo may have (anything else is logged and left out).
 LOGO_TYPES = {"image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp"}
 #: Largest logo file embedded, in bytes.
 LOGO_MAX_BYTES = 1024 * 1024
-
-STATUS_LABELS = {"paid": "Paid", "refunded": "Refunded", "partially_refunded": "Partially refunded"}
-
-
-def invoice_number(payment_id: str) -> str:
-    """The invoice number of a payment: derived from its payment ID, so it never changes."""
-    return f"INV-{payment_id}"
-
 
 # -- logo ------------------------------------------------------------------------------------
 
@@ -105,32 +100,16 @@ def logo_data_uri(path: str | None) -> str | None:
 # -- merchant ---------------------------------------------------------------------------------
 
 
-def _lines(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, str):
-        items = value.splitlines()
-    else:
-        items = [str(item) for item in value]
-    return [line.strip() for line in items if line and line.strip()]
-
-
-def merchant_block() -> dict[str, Any]:
-    config = current_app.config
-    return {
-        "name": config.get("SELF_BILLING_MERCHANT_NAME") or "",
-        "address_lines": _lines(config.get("SELF_BILLING_MERCHANT_ADDRESS")),
-        "tax_id": config.get("SELF_BILLING_MERCHANT_TAX_ID") or "",
-        "email": config.get("SELF_BILLING_MERCHANT_EMAIL") or "",
-        "logo": logo_data_uri(config.get("SELF_BILLING_MERCHANT_LOGO_PATH")),
-    }
+def logo_block() -> dict[str, Any]:
+    """The merchant's current logo (branding: not frozen with the document's content)."""
+    return {"logo": logo_data_uri(current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH"))}
 
 
 # -- the payment ------------------------------------------------------------------------------
 
 
-def _locale() -> str:
-    name = current_app.config.get("SELF_BILLING_LOCALE") or "en_US"
+def _locale(name: str | None) -> str:
+    name = name or current_app.config.get("SELF_BILLING_LOCALE") or "en_US"
     try:
         Locale.parse(name)
     except (UnknownLocaleError, ValueError):
@@ -139,7 +118,9 @@ def _locale() -> str:
     return name
 
 
-def _date(value: datetime | None, locale: str) -> str:
+def _date(value: datetime | str | None, locale: str) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return format_date(value.date(), format="medium", locale=locale) if value else ""
 
 
@@ -158,24 +139,30 @@ def _bill_to(snapshot: dict[str, Any] | None, locale: str) -> dict[str, Any]:
     return {"name": field("name"), "lines": [line for line in lines if line]}
 
 
-#: Every ledger value an invoice shows, in one query: the payment and what it paid for.
-#: (Refunds are read only when the payment has some.) Bind ``payment_id``; add a lead filter with
-#: :func:`inputs_statement`.
-_COLUMNS = (
-    Payment.id, Payment.payment_id, Payment.amount_cents, Payment.currency, Payment.paid_at,
-    Payment.refunded_cents, Payment.bill_to, Payment.period_start, Payment.period_end,
-    Purchase.order_id, Purchase.product, Purchase.kind,
-)
+#: The invoice of a payment with what decides who may see it, in one query. Bind ``payment_id``; the
+#: lead filter is added for customers. ``number`` is None for a payment not invoiced yet.
+_COLUMNS = (Payment.id.label("payment_row_id"), Payment.payment_id, Purchase.lead_id, Invoice.number,
+            Invoice.content)
 _ANY_LEAD = (
     select(*_COLUMNS)
     .join(Purchase, Purchase.id == Payment.purchase_id)
+    .outerjoin(Invoice, Invoice.payment_id == Payment.id)
     .where(Payment.payment_id == bindparam("payment_id"))
 )
 _ONE_LEAD = _ANY_LEAD.where(Purchase.lead_id == bindparam("lead_id"))
 
+_NOTE_ANY_LEAD = (
+    select(CreditNote.number, CreditNote.content, Purchase.lead_id)
+    .join(Invoice, Invoice.id == CreditNote.invoice_id)
+    .join(Payment, Payment.id == Invoice.payment_id)
+    .join(Purchase, Purchase.id == Payment.purchase_id)
+    .where(CreditNote.number == bindparam("number"))
+)
+_NOTE_ONE_LEAD = _NOTE_ANY_LEAD.where(Purchase.lead_id == bindparam("lead_id"))
+
 
 def find_inputs(connection: Connection, payment_id: str, lead_id: int | None = None) -> Row | None:
-    """The invoice's ledger inputs of ``payment_id`` (only among ``lead_id``'s purchases when given), or None.
+    """The payment's invoice row (only among ``lead_id``'s purchases when given), or None.
 
     A plain Core query: it runs on every download, cached or not.
     """
@@ -184,67 +171,89 @@ def find_inputs(connection: Connection, payment_id: str, lead_id: int | None = N
     return connection.execute(_ONE_LEAD, {"payment_id": payment_id, "lead_id": lead_id}).first()
 
 
-def invoice_context(inputs: Row, connection: Connection) -> dict[str, Any]:
-    """Everything the invoice template shows, from :func:`find_inputs`' row (read on ``connection``)."""
-    locale = _locale()
-    currency = inputs.currency
-    refunded_cents = inputs.refunded_cents  # the running total, kept with the Refund rows
-    refunds = []
-    if refunded_cents > 0:
-        refunds = connection.execute(
-            select(Refund.amount_cents, Refund.refunded_at)
-            .where(Refund.payment_id == inputs.id)
-            .order_by(Refund.refunded_at, Refund.id)
-        ).all()
+def find_credit_note(connection: Connection, number: str, lead_id: int | None = None) -> Row | None:
+    """The credit note ``number`` (only among ``lead_id``'s purchases when given), or None."""
+    if lead_id is None:
+        return connection.execute(_NOTE_ANY_LEAD, {"number": number}).first()
+    return connection.execute(_NOTE_ONE_LEAD, {"number": number, "lead_id": lead_id}).first()
+
+
+def _bill_to_lines(content: dict[str, Any], locale: str) -> dict[str, Any]:
+    return _bill_to(content.get("bill_to"), locale)
+
+
+def _seller(content: dict[str, Any]) -> dict[str, Any]:
+    return {**(content.get("seller") or {}), **logo_block()}
+
+
+def invoice_context(content: dict[str, Any]) -> dict[str, Any]:
+    """Everything the invoice template shows, from the invoice's frozen content."""
+    locale = _locale(content.get("locale"))
+    currency = content["currency"]
 
     def money(cents: int) -> str:
         return format_money(cents, currency, locale)
 
-    period = None
-    if inputs.kind == "subscription" and inputs.period_start and inputs.period_end:
-        period = {"start": _date(inputs.period_start, locale), "end": _date(inputs.period_end, locale)}
-    if refunded_cents <= 0:
-        status = "paid"
-    elif refunded_cents >= inputs.amount_cents:
-        status = "refunded"
-    else:
-        status = "partially_refunded"
+    lines = []
+    for line in content.get("lines", []):
+        period = None
+        if line.get("period_start") and line.get("period_end"):
+            period = {"start": _date(line["period_start"], locale), "end": _date(line["period_end"], locale)}
+        lines.append({"product": line["description"], "kind": line.get("kind"), "period": period,
+                      "amount": money(line["amount_cents"])})
     return {
-        "order_id": inputs.order_id,
-        "invoice_number": invoice_number(inputs.payment_id),
-        "payment_id": inputs.payment_id,
-        "issue_date": _date(inputs.paid_at, locale),
-        "paid_date": _date(inputs.paid_at, locale),
-        "merchant": merchant_block(),
-        "bill_to": _bill_to(inputs.bill_to, locale),
-        "item": {
-            "product": inputs.product,
-            "kind": inputs.kind,
-            "period": period,
-            "amount": money(inputs.amount_cents),
-        },
+        "order_id": content["order_id"],
+        "invoice_number": content["number"],
+        "payment_id": content["payment_id"],
+        "issue_date": _date(content.get("issued_at"), locale),
+        "paid_date": _date(content.get("paid_at"), locale),
+        "merchant": _seller(content),
+        "bill_to": _bill_to_lines(content, locale),
+        "items": lines,
+        "item": lines[0] if lines else None,
         "currency": currency,
-        "total": money(inputs.amount_cents),
-        "status": status,
-        "status_label": STATUS_LABELS[status],
-        "refunds": [{"amount": money(r.amount_cents), "date": _date(r.refunded_at, locale)} for r in refunds],
-        "refunded_total": money(refunded_cents),
-        "remaining": money(max(inputs.amount_cents - refunded_cents, 0)),
+        "total": money(content["total_cents"]),
         "locale": locale,
     }
 
 
-def invoice_html(inputs: Row, connection: Connection) -> str:
-    """The invoice as HTML (the overridable template, autoescaped), from :func:`find_inputs`' row."""
-    return render_template(TEMPLATE, **invoice_context(inputs, connection))
+def credit_note_context(content: dict[str, Any]) -> dict[str, Any]:
+    """Everything the credit note template shows, from its frozen content."""
+    locale = _locale(content.get("locale"))
+    amount = format_money(content["amount_cents"], content["currency"], locale)
+    return {
+        "credit_note_number": content["number"],
+        "invoice_number": content["invoice_number"],
+        "invoice_date": _date(content.get("invoice_issued_at"), locale),
+        "order_id": content["order_id"],
+        "payment_id": content["payment_id"],
+        "issue_date": _date(content.get("issued_at"), locale),
+        "refund_date": _date(content.get("refunded_at"), locale),
+        "merchant": _seller(content),
+        "bill_to": _bill_to_lines(content, locale),
+        "description": content.get("description") or "",
+        "amount": amount,
+        "currency": content["currency"],
+        "reason": content.get("reason") or "",
+        "locale": locale,
+    }
 
 
-def inputs_fingerprint(inputs: Row) -> tuple:
-    """Everything the HTML follows from, as a hashable value: the ledger row, the merchant's
-    settings, the locale and the logo file's identity. Equal fingerprints give equal HTML as long
-    as the template does not change (see :mod:`plugin.invoices.service`)."""
-    config = current_app.config
-    logo_path = config.get("SELF_BILLING_MERCHANT_LOGO_PATH")
+def invoice_html(content: dict[str, Any]) -> str:
+    """The invoice as HTML (the overridable template, autoescaped)."""
+    return render_template(TEMPLATE, **invoice_context(content))
+
+
+def credit_note_html(content: dict[str, Any]) -> str:
+    """The credit note as HTML (the overridable template, autoescaped)."""
+    return render_template(CREDIT_NOTE_TEMPLATE, **credit_note_context(content))
+
+
+def inputs_fingerprint(kind: str, number: str, content: dict[str, Any]) -> tuple:
+    """Everything a document's HTML follows from, as a hashable value: its frozen content and the
+    logo file's identity. Equal fingerprints give equal HTML as long as the template does not change
+    (see :mod:`plugin.invoices.service`)."""
+    logo_path = current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH")
     logo_stamp: tuple = ()
     if logo_path:
         try:
@@ -252,17 +261,4 @@ def inputs_fingerprint(inputs: Row) -> tuple:
             logo_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             logo_stamp = ("missing",)
-    row = tuple(
-        json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else value
-        for value in inputs
-    )
-    return (
-        row,
-        config.get("SELF_BILLING_LOCALE"),
-        config.get("SELF_BILLING_MERCHANT_NAME"),
-        str(config.get("SELF_BILLING_MERCHANT_ADDRESS")),
-        config.get("SELF_BILLING_MERCHANT_TAX_ID"),
-        config.get("SELF_BILLING_MERCHANT_EMAIL"),
-        logo_path,
-        logo_stamp,
-    )
+    return (kind, number, json.dumps(content, sort_keys=True, default=str), logo_path, logo_stamp)

@@ -1,13 +1,14 @@
-"""Which payment's invoice a customer or an agent may download, and its PDF file.
+"""Which invoice or credit note a customer or an agent may download, and its PDF file.
 
-Views translate HTTP; this module holds the rules: a customer sees only payments
+Views translate HTTP; this module holds the rules: a customer sees only documents
 of their own lead (anything else is "not found", never "not yours"); an agent sees
-any payment.
+any. A payment recorded before invoices were numbered gets its invoice on its first
+download (``init-db`` numbers them all in order of payment time).
 
 A repeat download should cost little more than reading the file. The file's name is
-the hash of the invoice's HTML (:mod:`.cache`), and making the HTML (refunds query,
-Babel, the template, hashing) costs far more than the one query that reads the
-invoice's inputs. So each app keeps, in memory, which cache key a given set of inputs
+the hash of the document's HTML (:mod:`.cache`), and making the HTML (Babel, the
+template, hashing) costs far more than the one query that reads the document's frozen
+content. So each app keeps, in memory, which cache key a given set of inputs
 (:func:`.content.inputs_fingerprint`) rendered to; when the inputs are the same and
 the file is still there, it is served without rendering the HTML. The template is the
 one input the fingerprint cannot see: Flask loads it once unless templates auto-reload
@@ -24,11 +25,15 @@ from flask import current_app, url_for
 from ..db import db
 from ..errors import NotFound
 from ..ledger.models import Payment
+from ..ledger.models import Purchase
 from ..ledger.schemas import is_valid_id
 from .cache import cached_path, pdf_for_html
-from .content import find_inputs, inputs_fingerprint, invoice_html
+from .content import credit_note_html, find_credit_note, find_inputs, inputs_fingerprint, invoice_html
+from .issuing import issue_invoice
 
 NOT_FOUND_MESSAGE = "There is no such payment in your orders. Check the link, or open My Orders and try again."
+NOTE_NOT_FOUND_MESSAGE = ("There is no such credit note in your orders. Check the link, or open My Orders "
+                          "and try again.")
 
 #: Fingerprints remembered per app (least recently used dropped first).
 MEMO_SIZE = 4096
@@ -39,38 +44,70 @@ def _memo() -> OrderedDict:
     return current_app.extensions["self_billing"].invoice_keys
 
 
-def _invoice_path(payment_id: str, lead_id: int | None, not_found: str) -> Path:
-    """Find the inputs, answer from the memo when it can, else make the HTML and get its PDF.
-
-    The ledger is read on a connection of its own, in one snapshot, and that connection
-    goes back to the pool before wkhtmltopdf runs.
-    """
-    if not is_valid_id(payment_id):  # no such payment can exist; spare the query
-        raise NotFound(not_found, code="payment_not_found")
+def _pdf(kind: str, number: str, content: dict, html_of) -> Path:
+    """The document's PDF: from the memo when its inputs rendered before and the file is there."""
     use_memo = not current_app.jinja_env.auto_reload
-    with db.engine.connect() as connection:
-        inputs = find_inputs(connection, payment_id, lead_id)
-        if inputs is None:
-            raise NotFound(not_found, code="payment_not_found")
-        if use_memo:
-            fingerprint = inputs_fingerprint(inputs)
-            memo = _memo()
-            with _memo_lock:
-                key = memo.get(fingerprint)
-                if key is not None:
-                    memo.move_to_end(fingerprint)
+    fingerprint = inputs_fingerprint(kind, number, content) if use_memo else None
+    if use_memo:
+        memo = _memo()
+        with _memo_lock:
+            key = memo.get(fingerprint)
             if key is not None:
-                path = cached_path(key)
-                if path is not None:
-                    return path
-        html = invoice_html(inputs, connection)
-    path = pdf_for_html(html)
+                memo.move_to_end(fingerprint)
+        if key is not None:
+            path = cached_path(key)
+            if path is not None:
+                return path
+    path = pdf_for_html(html_of(content))
     if use_memo:
         with _memo_lock:
             memo[fingerprint] = path.stem
             while len(memo) > MEMO_SIZE:
                 memo.popitem(last=False)
     return path
+
+
+def _invoice_row(payment_id: str, lead_id: int | None, not_found: str):
+    """The payment's invoice row (read on a connection of its own, back in the pool before wkhtmltopdf
+    runs); a payment recorded before invoices were numbered is invoiced now."""
+    with db.engine.connect() as connection:
+        row = find_inputs(connection, payment_id, lead_id)
+    if row is None:
+        raise NotFound(not_found, code="payment_not_found")
+    if row.number is None:
+        payment = db.session.get(Payment, row.payment_row_id)
+        issue_invoice(payment, db.session.get(Purchase, payment.purchase_id))
+        db.session.commit()
+        with db.engine.connect() as connection:
+            row = find_inputs(connection, payment_id, lead_id)
+    return row
+
+
+def _invoice_path(payment_id: str, lead_id: int | None, not_found: str) -> Path:
+    if not is_valid_id(payment_id):  # no such payment can exist; spare the query
+        raise NotFound(not_found, code="payment_not_found")
+    row = _invoice_row(payment_id, lead_id, not_found)
+    return _pdf("invoice", row.number, row.content, invoice_html)
+
+
+def _credit_note_path(number: str, lead_id: int | None, not_found: str) -> Path:
+    if not isinstance(number, str) or not 0 < len(number) <= 60:
+        raise NotFound(not_found, code="credit_note_not_found")
+    with db.engine.connect() as connection:
+        row = find_credit_note(connection, number, lead_id)
+    if row is None:
+        raise NotFound(not_found, code="credit_note_not_found")
+    return _pdf("credit_note", row.number, row.content, credit_note_html)
+
+
+def credit_note_for_lead(number: str, lead_id: int) -> Path:
+    """The credit note PDF ``number`` if it is of a purchase of ``lead_id``; else :class:`NotFound`."""
+    return _credit_note_path(number, lead_id, NOTE_NOT_FOUND_MESSAGE)
+
+
+def credit_note_for_agent(number: str) -> Path:
+    """Any credit note's PDF; else :class:`NotFound`."""
+    return _credit_note_path(number, None, f"There is no credit note {number!r}.")
 
 
 def invoice_for_lead(payment_id: str, lead_id: int) -> Path:
@@ -92,6 +129,11 @@ def invoice_file(payment: Payment) -> Path:
     It reads the committed ledger: commit a refund before asking for the invoice that shows it.
     """
     return invoice_for_agent(payment.payment_id)
+
+
+def credit_note_url(number: str, **kwargs) -> str:
+    """The customer's download URL of a credit note."""
+    return url_for("self_billing_invoices.customer_credit_note", number=number, **kwargs)
 
 
 def invoice_url(payment_id: str, **kwargs) -> str:

@@ -27,12 +27,16 @@ install_json_errors(bp)
 DOWNLOAD_NAME = "invoice.pdf"
 
 
-def send_invoice(path: Path) -> Response:
+#: A credit note's file name, beside the invoice's.
+CREDIT_NOTE_NAME = "credit-note.pdf"
+
+
+def send_invoice(path: Path, download_name: str = DOWNLOAD_NAME) -> Response:
     """The PDF at ``path`` as the download the contract describes."""
     # The file is named by the hash of its content: a strong ETag for free (304 on a repeat).
-    response = send_file(path, mimetype="application/pdf", as_attachment=True, download_name=DOWNLOAD_NAME,
+    response = send_file(path, mimetype="application/pdf", as_attachment=True, download_name=download_name,
                          etag=path.stem, conditional=True)
-    response.headers["Content-Disposition"] = f'attachment; filename="{DOWNLOAD_NAME}"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.cache_control.private = True
     response.cache_control.no_cache = True
@@ -57,12 +61,21 @@ def _is_page_navigation() -> bool:
     return accept.accept_html and accept.best_match(["application/json", "text/html"]) == "text/html"
 
 
-@bp.get("/payments/<payment_id>/invoice.pdf")
-def customer_invoice(payment_id: str) -> Response:
-    check_door("api")  # self-service billing switched off: customers' invoices with it (403)
+def _customer() -> int:
+    check_door("api")  # self-service billing switched off: customers' documents with it (403)
     lead_id = current_lead_id()
     if lead_id is None:
         if _is_page_navigation():
             require_lead()  # redirects to the portal's login page
         raise NotLoggedIn(NOT_LOGGED_IN_MESSAGE, code="not_logged_in")
-    return send_invoice(service.invoice_for_lead(payment_id, lead_id))
+    return lead_id
+
+
+@bp.get("/payments/<payment_id>/invoice.pdf")
+def customer_invoice(payment_id: str) -> Response:
+    return send_invoice(service.invoice_for_lead(payment_id, _customer()))
+
+
+@bp.get("/credit-notes/<number>/credit-note.pdf")
+def customer_credit_note(number: str) -> Response:
+    return send_invoice(service.credit_note_for_lead(number, _customer()), CREDIT_NOTE_NAME)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
+from ..invoices.issuing import issue_invoice
 from ..locking import lock_purchase
 from ..notifications import enqueue
 from ..validation import check_id, parse_amount
@@ -266,6 +267,7 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
         payment.period_end = add_interval(data.paid_at, price.interval, price.interval_count)
     db.session.add(payment)
     db.session.flush()
+    issue_invoice(payment, purchase)  # numbered in this transaction: no gap, no repeat
     _refresh_next_payment(purchase)
     db.session.commit()
     return payment, True

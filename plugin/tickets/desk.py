@@ -38,7 +38,7 @@ from ..templating import TEMPLATE_FOLDER
 from ..validation import is_row_id, validate
 from . import actions, present, queries, service
 from .forms import EventForm, ManualCancelForm, ManualRefundForm, ReplyForm
-from .present import agent_invoice_url
+from .present import agent_credit_note_url, agent_invoice_url
 from .schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn
 
 bp = Blueprint("self_billing_desk", __name__, template_folder=TEMPLATE_FOLDER)
@@ -94,6 +94,7 @@ def _desk_context() -> dict[str, Any]:
         "event_labels": EVENT_LABELS,
         "agent_email": actions.current_agent(),
         "invoice_url": agent_invoice_url,
+        "credit_note_url": agent_credit_note_url,
         "desk": request.blueprint,
     }
 

@@ -127,3 +127,9 @@ def agent_invoice_url(payment_id: str) -> str:
     """Where an agent downloads a payment's invoice (``{prefix}/api/agent/payments/<id>/invoice.pdf``)."""
     return payment_url_maker("self_billing_invoices_agent.agent_invoice",
                              "/api/agent/payments/{id}/invoice.pdf")(payment_id)
+
+
+def agent_credit_note_url(number: str) -> str:
+    """Where an agent downloads a credit note (``{prefix}/api/agent/credit-notes/<number>/credit-note.pdf``)."""
+    return payment_url_maker("self_billing_invoices_agent.agent_credit_note",
+                             "/api/agent/credit-notes/{id}/credit-note.pdf", field="number")(number)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db import db
+from ..invoices.issuing import issue_credit_note
 from ..ledger.models import Payment, PricePoint, Purchase, Refund, Settings
 from ..notifications import enqueue
 from ..tickets.service import close_ticket_for_request, open_ticket_for_request
@@ -61,6 +62,8 @@ class RequestContext:
         self.payment = payment
         self.settings = settings
         self.now = now
+        #: The credit note ``record_refund`` issued, for the refund email to name.
+        self.credit_note: Any = None
 
     # The machine's state attribute is the request's column.
     @property
@@ -176,21 +179,22 @@ class RequestContext:
         self.purchase.cancelled_at = self.purchase.cancels_at
 
     def record_refund(self, amount_cents: int, reference: str = "", actor: str = SYSTEM, **_: Any) -> None:
-        """Append the refund the processor confirmed and update the running totals."""
+        """Append the refund the processor confirmed, update the running totals, issue its credit note."""
         payment = self.payment
         assert payment is not None
-        db.session.add(
-            Refund(
-                payment_id=payment.id,
-                amount_cents=amount_cents,
-                currency=payment.currency,
-                idempotency_key=self.request.public_id,
-                processor_reference=reference,
-                request_id=self.request.id,
-                actor=actor,
-                refunded_at=self.now,
-            )
+        refund = Refund(
+            payment_id=payment.id,
+            amount_cents=amount_cents,
+            currency=payment.currency,
+            idempotency_key=self.request.public_id,
+            processor_reference=reference,
+            request_id=self.request.id,
+            actor=actor,
+            refunded_at=self.now,
         )
+        db.session.add(refund)
+        db.session.flush()
+        self.credit_note = issue_credit_note(refund, payment, self.purchase, self.request.reason)
         payment.refunded_cents += amount_cents
         payment.status = "refunded" if payment.remaining_cents <= 0 else "partially_refunded"
         self.request.amount_cents = amount_cents
@@ -233,10 +237,11 @@ class RequestContext:
         self._email("request_ticketed", message)
 
     def email_outcome(self, message: str | None = None, **_: Any) -> None:
-        self._email(EMAIL_FOR_OUTCOME[self.request.outcome], message)
+        extra = {"credit_note": self.credit_note.number} if self.credit_note is not None else None
+        self._email(EMAIL_FOR_OUTCOME[self.request.outcome], message, extra)
 
-    def _email(self, kind: str, message: str | None) -> None:
-        enqueue(kind, self.purchase, request=self.request, payment=self.payment, message=message)
+    def _email(self, kind: str, message: str | None, extra: dict[str, Any] | None = None) -> None:
+        enqueue(kind, self.purchase, request=self.request, payment=self.payment, message=message, extra=extra)
 
     # -- every transition -----------------------------------------------------------------
 

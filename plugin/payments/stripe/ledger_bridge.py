@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 
 from ...db import db
+from ...invoices.issuing import issue_credit_note
 from ...ledger.models import Payment, Purchase, Refund
 from ...locking import lock_purchase
 from ...workflows.models import BillingRequest
@@ -49,9 +50,12 @@ def record_external_refund(payment_id: str, amount_cents: int, reference: str, r
             links.put("refund", reference, payment_id)
             db.session.commit()
             return False
-        db.session.add(Refund(payment_id=payment.id, amount_cents=amount, currency=payment.currency,
-                              idempotency_key=key, processor_reference=reference, request_id=None,
-                              actor=ACTOR, refunded_at=refunded_at))
+        refund = Refund(payment_id=payment.id, amount_cents=amount, currency=payment.currency,
+                        idempotency_key=key, processor_reference=reference, request_id=None,
+                        actor=ACTOR, refunded_at=refunded_at)
+        db.session.add(refund)
+        db.session.flush()
+        issue_credit_note(refund, payment, purchase, "Refunded in Stripe")
         payment.refunded_cents += amount
         payment.status = "refunded" if payment.remaining_cents <= 0 else "partially_refunded"
         if purchase.kind == "one_time":
