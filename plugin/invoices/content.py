@@ -100,11 +100,6 @@ def logo_data_uri(path: str | None) -> str | None:
 # -- merchant ---------------------------------------------------------------------------------
 
 
-def logo_block() -> dict[str, Any]:
-    """The merchant's current logo (branding: not frozen with the document's content)."""
-    return {"logo": logo_data_uri(current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH"))}
-
-
 # -- the payment ------------------------------------------------------------------------------
 
 
@@ -178,12 +173,19 @@ def find_credit_note(connection: Connection, number: str, lead_id: int | None = 
     return connection.execute(_NOTE_ONE_LEAD, {"number": number, "lead_id": lead_id}).first()
 
 
-def _bill_to_lines(content: dict[str, Any], locale: str) -> dict[str, Any]:
-    return _bill_to(content.get("bill_to"), locale)
-
-
-def _seller(content: dict[str, Any]) -> dict[str, Any]:
-    return {**(content.get("seller") or {}), **logo_block()}
+def _common(content: dict[str, Any], locale: str) -> dict[str, Any]:
+    """What every document shows alike: the parties, its references and date, as frozen; the logo is
+    the merchant's current one (branding, not content)."""
+    logo = logo_data_uri(current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH"))
+    return {
+        "order_id": content["order_id"],
+        "payment_id": content["payment_id"],
+        "issue_date": _date(content.get("issued_at"), locale),
+        "merchant": {**(content.get("seller") or {}), "logo": logo},
+        "bill_to": _bill_to(content.get("bill_to"), locale),
+        "currency": content["currency"],
+        "locale": locale,
+    }
 
 
 def invoice_context(content: dict[str, Any]) -> dict[str, Any]:
@@ -202,40 +204,27 @@ def invoice_context(content: dict[str, Any]) -> dict[str, Any]:
         lines.append({"product": line["description"], "kind": line.get("kind"), "period": period,
                       "amount": money(line["amount_cents"])})
     return {
-        "order_id": content["order_id"],
+        **_common(content, locale),
         "invoice_number": content["number"],
-        "payment_id": content["payment_id"],
-        "issue_date": _date(content.get("issued_at"), locale),
         "paid_date": _date(content.get("paid_at"), locale),
-        "merchant": _seller(content),
-        "bill_to": _bill_to_lines(content, locale),
         "items": lines,
-        "item": lines[0] if lines else None,
-        "currency": currency,
+        "item": lines[0] if lines else None,  # the first line, for templates written before items
         "total": money(content["total_cents"]),
-        "locale": locale,
     }
 
 
 def credit_note_context(content: dict[str, Any]) -> dict[str, Any]:
     """Everything the credit note template shows, from its frozen content."""
     locale = _locale(content.get("locale"))
-    amount = format_money(content["amount_cents"], content["currency"], locale)
     return {
+        **_common(content, locale),
         "credit_note_number": content["number"],
         "invoice_number": content["invoice_number"],
         "invoice_date": _date(content.get("invoice_issued_at"), locale),
-        "order_id": content["order_id"],
-        "payment_id": content["payment_id"],
-        "issue_date": _date(content.get("issued_at"), locale),
         "refund_date": _date(content.get("refunded_at"), locale),
-        "merchant": _seller(content),
-        "bill_to": _bill_to_lines(content, locale),
         "description": content.get("description") or "",
-        "amount": amount,
-        "currency": content["currency"],
+        "amount": format_money(content["amount_cents"], content["currency"], locale),
         "reason": content.get("reason") or "",
-        "locale": locale,
     }
 
 
