@@ -11,7 +11,8 @@ together. Whether cards may change at all is the policy's answer
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -36,6 +37,7 @@ DEFAULT_CARD_MESSAGE = (
     "This card is the default card that future payments are charged to. "
     "Set another card as the default first, then remove this one."
 )
+T = TypeVar("T")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 #: Twelve or more digits in a row (dashes between them allowed): a card number, never a processor token.
 _CARD_NUMBER_RE = re.compile(r"\d(?:-?\d){11,}")
@@ -99,6 +101,16 @@ def _card_changed(purchase: Purchase, change: str, method: PaymentMethod) -> Non
     enqueue("payment_method_changed", purchase, extra={"change": change, "brand": method.brand, "last4": method.last4})
 
 
+def _at_processor(call: Callable[[], T]) -> T:
+    """Commit, then ``call`` the processor holding no transaction (what it sends was read before the
+    commit); a refusal or outage as the customer reads it (:func:`plugin.payments.processor.user_error`)."""
+    db.session.commit()
+    try:
+        return call()
+    except GatewayError as err:
+        raise processor.user_error(err) from None
+
+
 def _check_token(token: Any) -> str:
     if not isinstance(token, str) or not _TOKEN_RE.match(token):
         raise InvalidInput(
@@ -138,11 +150,7 @@ def add_card(lead_id: int, order_id: str, token: Any) -> tuple[PaymentMethod, bo
             )
         return existing, False
     ref, purchase_id = processor.purchase_ref(purchase), purchase.id
-    db.session.commit()  # hold no transaction while the processor works
-    try:
-        details = processor.attach_card(ref, token, purchase_id=purchase_id)
-    except GatewayError as err:
-        raise processor.user_error(err) from None
+    details = _at_processor(lambda: processor.attach_card(ref, token, purchase_id=purchase_id))
     purchase = lock_purchase(purchase_id)
     _require_card_changes(purchase)
     cards = _cards(purchase.id)
@@ -175,11 +183,7 @@ def set_default_card(lead_id: int, order_id: str, method_id: Any) -> PaymentMeth
     if method.is_default:
         return method
     ref, card, purchase_id = processor.purchase_ref(purchase), processor.card_ref(method), purchase.id
-    db.session.commit()
-    try:
-        processor.set_default_card(ref, card, purchase_id=purchase_id)
-    except GatewayError as err:
-        raise processor.user_error(err) from None
+    _at_processor(lambda: processor.set_default_card(ref, card, purchase_id=purchase_id))
     purchase = lock_purchase(purchase_id)
     _require_card_changes(purchase)
     method = _own_card(purchase.id, method_id)
@@ -205,11 +209,7 @@ def remove_card(lead_id: int, order_id: str, method_id: Any) -> PaymentMethod:
     method = _own_card(purchase.id, method_id)
     _check_removable(purchase, method, _cards(purchase.id))
     ref, card, purchase_id = processor.purchase_ref(purchase), processor.card_ref(method), purchase.id
-    db.session.commit()
-    try:
-        processor.detach_card(ref, card, purchase_id=purchase_id)
-    except GatewayError as err:
-        raise processor.user_error(err) from None
+    _at_processor(lambda: processor.detach_card(ref, card, purchase_id=purchase_id))
     purchase = lock_purchase(purchase_id)
     method = _own_card(purchase.id, method_id)
     _check_removable(purchase, method, _cards(purchase.id))
