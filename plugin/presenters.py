@@ -22,7 +22,7 @@ from .money import format_amount
 from .timefmt import iso_utc
 from .urls import payment_url_maker
 from .workflows import policy
-from .workflows.machines import CUSTOMER, OPEN_STATES, SYSTEM
+from .workflows.machines import OPEN_STATES, is_agent
 from .workflows.models import BillingRequest, RequestEvent, open_slot
 from .workflows.rules import refundable_until
 
@@ -35,7 +35,7 @@ _INTERNAL_EVENTS = frozenset({"processor_failed", "processor_error"})
 
 
 def _shown_actor(actor: str, for_customer: bool) -> str:
-    if for_customer and actor not in (CUSTOMER, SYSTEM):
+    if for_customer and is_agent(actor):
         return BILLING_TEAM
     return actor
 
@@ -141,6 +141,7 @@ def _purchase_dict(
     window_days = purchase.price_point.refund_window_days
     payment_dicts = []
     for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
+        issued = documents.get(payment.id, {})
         can_refund = policy.can_refund(purchase, payment, settings, now,
                                        request_open=open_slot("refund", purchase.id, payment.id) in open_slots)
         payment_dicts.append({
@@ -154,11 +155,11 @@ def _purchase_dict(
             "period_start": iso_utc(payment.period_start),
             "period_end": iso_utc(payment.period_end),
             "invoice_url": invoice_url(payment.payment_id),
-            "invoice_number": documents.get(payment.id, {}).get("invoice"),
+            "invoice_number": issued.get("invoice"),
             "credit_notes": [
                 {"number": n.number, "amount": format_amount(n.amount_cents), "currency": n.currency,
                  "issued_at": iso_utc(n.issued_at), "url": note_url(n.number)}
-                for n in documents.get(payment.id, {}).get("notes", [])
+                for n in issued.get("notes", [])
             ],
             "actions": {"refund": can_refund, "invoice": True},
         })

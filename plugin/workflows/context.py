@@ -20,7 +20,7 @@ from ..invoices.issuing import issue_credit_note
 from ..ledger.models import Payment, PricePoint, Purchase, Refund, Settings
 from ..notifications import enqueue
 from ..tickets.service import close_ticket_for_request, open_ticket_for_request
-from .machines import CUSTOMER, OUTCOMES, SYSTEM
+from .machines import CUSTOMER, OUTCOMES, SYSTEM, is_agent
 from .models import BillingRequest, RequestEvent
 from .rules import is_live_subscription, refundable_until
 
@@ -105,7 +105,7 @@ class RequestContext:
         return self.request.created_by == CUSTOMER
 
     def by_agent(self, actor: str = SYSTEM, **_: Any) -> bool:
-        return actor not in (CUSTOMER, SYSTEM)
+        return is_agent(actor)
 
     def is_subscription(self, **_: Any) -> bool:
         return self.purchase.kind == "subscription"

@@ -33,6 +33,11 @@ from transitions import Machine
 #: Who acts when no agent does: the customer asking, the system carrying a step out.
 CUSTOMER, SYSTEM = "customer", "system"
 
+
+def is_agent(actor: str) -> bool:
+    """Whether ``actor`` is an agent (their email), not the customer or the system."""
+    return bool(actor) and actor not in (CUSTOMER, SYSTEM)
+
 #: ``new`` is where a request is before it is saved; it is never stored.
 STATES = ["new", "requested", "auto_processed", "ticketed", "resolved"]
 OPEN_STATES = ("requested", "auto_processed", "ticketed")

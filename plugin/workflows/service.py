@@ -22,12 +22,11 @@ from ..money import format_amount, format_money
 from ..validation import MAX_MESSAGE_CHARS, free_text, parse_amount
 from .context import RequestContext
 from .engine import accepts, agent_events_accepted, fire, refusal
-from .machines import AGENT_EVENTS, CUSTOMER, PROCESSOR_EVENTS, SYSTEM
+from .machines import AGENT_EVENTS, CUSTOMER, PROCESSOR_EVENTS, SYSTEM, is_agent
 from .models import BillingRequest, open_slot
 from .steps import (
     context_for,
     get_request,
-    is_agent,
     new_request,
     open_request,
     reload,

@@ -36,7 +36,7 @@ from ..payments import processor
 from ..payments.interface import GatewayError
 from .context import RequestContext
 from .engine import fire, refusal
-from .machines import CUSTOMER, SYSTEM
+from .machines import SYSTEM, is_agent
 from .models import BillingRequest, RequestEvent, open_slot
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,6 @@ def new_request(request_type: str, purchase: Purchase, payment: Payment | None, 
     )
     db.session.add(request)
     return request
-
-
-def is_agent(actor: str) -> bool:
-    return bool(actor) and actor not in (CUSTOMER, SYSTEM)
 
 
 # -- the processor step ---------------------------------------------------------------------
