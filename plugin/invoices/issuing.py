@@ -44,10 +44,10 @@ def invoice_of(payment_id: int) -> Invoice | None:
 
 
 def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
-    """The payment's invoice: numbered and frozen now, or the one it already has. No commit."""
-    existing = invoice_of(payment.id)
-    if existing is not None:
-        return existing
+    """Issue the invoice of a payment that has none: numbered and frozen now. No commit.
+
+    (A second one would fail the unique ``payment_id``: callers that cannot know ask :func:`invoice_of`.)
+    """
     issued_at = utcnow()
     number = next_number("invoice", issued_at)
     content = {
@@ -76,8 +76,8 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
 
 
 def issue_credit_note(refund: Refund, payment: Payment, purchase: Purchase, reason: str = "") -> CreditNote:
-    """The refund's credit note, naming the invoice it corrects. No commit."""
-    invoice = issue_invoice(payment, purchase)
+    """The refund's credit note, naming the invoice it corrects (issued now if the payment had none). No commit."""
+    invoice = invoice_of(payment.id) or issue_invoice(payment, purchase)
     issued_at = utcnow()
     number = next_number("credit_note", issued_at)
     content = {

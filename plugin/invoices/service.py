@@ -25,11 +25,11 @@ from flask import current_app, url_for
 from ..db import db
 from ..errors import NotFound
 from ..ledger.models import Payment
-from ..ledger.models import Purchase
-from ..ledger.schemas import is_valid_id
+from ..locking import lock_purchase
+from ..validation import is_valid_id
 from .cache import cached_path, pdf_for_html
 from .content import credit_note_html, find_credit_note, find_inputs, inputs_fingerprint, invoice_html
-from .issuing import issue_invoice
+from .issuing import invoice_of, issue_invoice
 
 NOT_FOUND_MESSAGE = "There is no such payment in your orders. Check the link, or open My Orders and try again."
 NOTE_NOT_FOUND_MESSAGE = ("There is no such credit note in your orders. Check the link, or open My Orders "
@@ -74,9 +74,11 @@ def _invoice_row(payment_id: str, lead_id: int | None, not_found: str):
         row = find_inputs(connection, payment_id, lead_id)
     if row is None:
         raise NotFound(not_found, code="payment_not_found")
-    if row.number is None:
+    if row.number is None:  # under the purchase's lock: two first downloads issue one invoice
         payment = db.session.get(Payment, row.payment_row_id)
-        issue_invoice(payment, db.session.get(Purchase, payment.purchase_id))
+        purchase = lock_purchase(payment.purchase_id)
+        if invoice_of(payment.id) is None:
+            issue_invoice(payment, purchase)
         db.session.commit()
         with db.engine.connect() as connection:
             row = find_inputs(connection, payment_id, lead_id)
