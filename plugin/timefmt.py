@@ -1,7 +1,7 @@
 """Times as every JSON answer writes them: ISO 8601 in UTC, whole seconds, with a ``Z``."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 
 def iso_utc(value: datetime | None) -> str | None:

@@ -19,7 +19,7 @@ from flask import Flask, redirect, url_for
 
 from plugin import SelfBilling
 
-from . import agents, desk, help_center, seed, serve, settings
+from . import agents, desk, help_center, serve, settings
 
 #: The layout every page of the help center and the desk extends; the plugin's pages extend it too.
 LAYOUT = "helpdesk/layout.html"

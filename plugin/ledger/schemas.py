@@ -13,7 +13,7 @@ every door shares (money, ids, the models' base, free text) are :mod:`plugin.val
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
