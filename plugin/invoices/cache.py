@@ -1,12 +1,15 @@
 """Rendered invoices on disk, named by what they contain.
 
 The key is the SHA-256 of the renderer's options and version plus the invoice's
-HTML, so anything that changes the invoice (a refund, a merchant setting, an edited
-template) changes the key, and an unchanged invoice is a file read. Files are
+HTML and the e-invoice XML embedded in it (:mod:`.einvoice`, with the embedding
+library's version), so anything that changes the invoice (a refund, a merchant
+setting, an edited template) changes the key, and an unchanged invoice is a file
+read. Files are
 ``<key>.pdf`` in ``SELF_BILLING_INVOICE_CACHE_DIR`` (default: ``self_billing_invoices``
 in the instance folder).
 
-A render writes a temp file in the same folder and moves it into place with
+A render writes a temp file in the same folder (wkhtmltopdf's PDF, then the XML
+embedded in it) and moves it into place with
 ``os.replace``, so a reader sees either nothing or the whole file. Renders of one key
 happen once at a time: threads of this process wait on a per-key
 :class:`threading.Lock`, other processes on an ``fcntl.flock`` of ``<key>.lock``
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -30,7 +34,9 @@ from pathlib import Path
 
 from flask import current_app
 
-from . import render
+from . import einvoice, render
+
+log = logging.getLogger(__name__)
 
 DIR_NAME = "self_billing_invoices"
 
@@ -49,10 +55,13 @@ def cache_dir() -> Path:
     return path
 
 
-def cache_key(html: str) -> str:
+def cache_key(html: str, xml: bytes | None = None) -> str:
     digest = hashlib.sha256(render.cache_options().encode("utf-8"))
     digest.update(b"\0")
     digest.update(html.encode("utf-8"))
+    if xml is not None:  # the same HTML with other XML is another file
+        digest.update(b"\0" + einvoice.EMBEDDER.encode("utf-8") + b"\0")
+        digest.update(xml)
     return digest.hexdigest()
 
 
@@ -145,10 +154,27 @@ def _write_atomically(folder: Path, final: Path, make: Callable[[str], None]) ->
         raise
 
 
-def pdf_for_html(html: str) -> Path:
-    """The PDF of ``html``: the cached file, or rendered once and cached. Raises ``RenderError``."""
+def _make(html: str, xml: bytes | None, path: str) -> None:
+    """Render ``html`` to ``path``, then embed ``xml`` in it (a PDF without its XML is never kept)."""
+    render.render_pdf(html, path)
+    if xml is None:
+        return
+    with open(path, "rb") as fh:
+        plain = fh.read()
+    try:
+        embedded = einvoice.embed(plain, xml)
+    except Exception:
+        log.exception("Invoice PDF: the e-invoice XML could not be embedded (%s).", einvoice.EMBEDDER)
+        raise render.RenderError(render.FAILED_MESSAGE, code="pdf_failed", retry_after=30) from None
+    with open(path, "wb") as fh:
+        fh.write(embedded)
+
+
+def pdf_for_html(html: str, xml: bytes | None = None) -> Path:
+    """The PDF of ``html`` with ``xml`` embedded (when given): the cached file, or made once and cached.
+    Raises ``RenderError``."""
     folder = cache_dir()
-    key = cache_key(html)
+    key = cache_key(html, xml)
     found = cached_path(key, folder)
     if found is not None:
         return found
@@ -157,5 +183,5 @@ def pdf_for_html(html: str) -> Path:
         if found is not None:
             return found
         final = folder / f"{key}.pdf"
-        _write_atomically(folder, final, lambda tmp: render.render_pdf(html, tmp))
+        _write_atomically(folder, final, lambda tmp: _make(html, xml, tmp))
         return final

@@ -6,7 +6,7 @@ any. A payment recorded before invoices were numbered gets its invoice on its fi
 download (``init-db`` numbers them all in order of payment time).
 
 A repeat download should cost little more than reading the file. The file's name is
-the hash of the document's HTML (:mod:`.cache`), and making the HTML (Babel, the
+the hash of the document's HTML and XML (:mod:`.cache`), and making the HTML (Babel, the
 template, hashing) costs far more than the one query that reads the document's frozen
 content. So each app keeps, in memory, which cache key a given set of inputs
 (:func:`.content.inputs_fingerprint`) rendered to; when the inputs are the same and
@@ -29,6 +29,7 @@ from ..locking import lock_purchase
 from ..validation import is_valid_id
 from .cache import cached_path, pdf_for_html
 from .content import credit_note_html, find_credit_note, find_inputs, inputs_fingerprint, invoice_html
+from .einvoice import credit_note_xml, invoice_xml
 from .issuing import invoice_of, issue_invoice
 
 NOT_FOUND_MESSAGE = "There is no such payment in your orders. Check the link, or open My Orders and try again."
@@ -44,8 +45,9 @@ def _memo() -> OrderedDict:
     return current_app.extensions["self_billing"].invoice_keys
 
 
-def _pdf(kind: str, number: str, content: dict, html_of) -> Path:
-    """The document's PDF: from the memo when its inputs rendered before and the file is there."""
+def _pdf(kind: str, number: str, content: dict, html_of, xml_of) -> Path:
+    """The document's PDF with its e-invoice XML: from the memo when its inputs rendered before and the
+    file is there (the XML follows from the content alone)."""
     use_memo = not current_app.jinja_env.auto_reload
     fingerprint = inputs_fingerprint(kind, number, content) if use_memo else None
     if use_memo:
@@ -58,7 +60,7 @@ def _pdf(kind: str, number: str, content: dict, html_of) -> Path:
             path = cached_path(key)
             if path is not None:
                 return path
-    path = pdf_for_html(html_of(content))
+    path = pdf_for_html(html_of(content), xml_of(content))
     if use_memo:
         with _memo_lock:
             memo[fingerprint] = path.stem
@@ -89,7 +91,7 @@ def _invoice_path(payment_id: str, lead_id: int | None, not_found: str) -> Path:
     if not is_valid_id(payment_id):  # no such payment can exist; spare the query
         raise NotFound(not_found, code="payment_not_found")
     row = _invoice_row(payment_id, lead_id, not_found)
-    return _pdf("invoice", row.number, row.content, invoice_html)
+    return _pdf("invoice", row.number, row.content, invoice_html, invoice_xml)
 
 
 def _credit_note_path(number: str, lead_id: int | None, not_found: str) -> Path:
@@ -99,7 +101,7 @@ def _credit_note_path(number: str, lead_id: int | None, not_found: str) -> Path:
         row = find_credit_note(connection, number, lead_id)
     if row is None:
         raise NotFound(not_found, code="credit_note_not_found")
-    return _pdf("credit_note", row.number, row.content, credit_note_html)
+    return _pdf("credit_note", row.number, row.content, credit_note_html, credit_note_xml)
 
 
 def credit_note_for_lead(number: str, lead_id: int) -> Path:
