@@ -84,6 +84,9 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_MERCHANT_TAX_ID": "",
     "SELF_BILLING_MERCHANT_LOGO_PATH": None,
     "SELF_BILLING_MERCHANT_EMAIL": "",
+    # The seller's country (ISO 3166 alpha-2, e.g. "DE"): decides reverse charge for EU business customers.
+    # The merchant settings API's "seller" profile wins over each of these MERCHANT keys.
+    "SELF_BILLING_MERCHANT_COUNTRY": "",
     # Invoice and credit note numbers (plugin.invoices.numbering): {year} starts a new series each year.
     "SELF_BILLING_INVOICE_NUMBER_FORMAT": "INV-{year}-{seq:06d}",
     "SELF_BILLING_CREDIT_NOTE_NUMBER_FORMAT": "CN-{year}-{seq:06d}",

@@ -17,6 +17,7 @@ from .cli import cli_group
 from .config import DEFAULTS
 from .database_binding import bind
 from .host_extensions import init_app as init_host_extensions
+from .invoices.numbering import check_number_formats
 from .notifications import init_app as init_notifications
 from .notifications.after_commit import install as install_send_after_commit
 from .payments.interface import PaymentGateway
@@ -78,6 +79,7 @@ class SelfBilling:
         prefix = "/" + app.config["SELF_BILLING_URL_PREFIX"].strip("/")
         prefix = "" if prefix == "/" else prefix
         app.config["SELF_BILLING_URL_PREFIX"] = prefix or "/"
+        check_number_formats(app.config)
 
         state = SelfBillingState(
             gateway=_load_gateway(app.config["SELF_BILLING_GATEWAY"]),

@@ -21,15 +21,20 @@ import logging
 import mimetypes
 import os
 import threading
+import time
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
+from babel.numbers import format_percent
 from flask import current_app, render_template
 from sqlalchemy import Connection, Row, bindparam, select
 
-from ..ledger.models import Payment, Purchase
+from ..db import db
+from ..ledger.models import Payment, Purchase, Settings
+from ..ledger.settings import SETTINGS_ID, logo_writes
 from ..money import format_money
 from .documents import CreditNote, Invoice
 
@@ -97,7 +102,39 @@ def logo_data_uri(path: str | None) -> str | None:
     return uri
 
 
-# -- merchant ---------------------------------------------------------------------------------
+#: How long a process trusts the logo it read from the settings, in seconds: a logo uploaded through
+#: the settings API shows on documents rendered after at most this long (at once in the process that
+#: took the upload).
+SETTINGS_LOGO_TTL = 5.0
+_settings_logo: dict[str, Any] = {"read_at": None, "writes": -1, "sha": "", "uri": ""}
+
+
+def settings_logo() -> tuple[str, str]:
+    """The logo set through the merchant settings API, as (SHA-256, data URI); ("", "") when none.
+
+    Read on a connection of its own (no session is held across wkhtmltopdf), at most once per
+    :data:`SETTINGS_LOGO_TTL` per process, and the image itself only when its hash changed.
+    """
+    now = time.monotonic()
+    with _logo_lock:
+        read_at, writes = _settings_logo["read_at"], logo_writes()
+        if read_at is not None and now - read_at < SETTINGS_LOGO_TTL and _settings_logo["writes"] == writes:
+            return _settings_logo["sha"], _settings_logo["uri"]
+    table = Settings.__table__
+    with db.engine.connect() as connection:
+        sha = connection.execute(select(table.c.logo_sha).where(table.c.id == SETTINGS_ID)).scalar() or ""
+        uri = _settings_logo["uri"] if sha == _settings_logo["sha"] else (
+            connection.execute(select(table.c.logo).where(table.c.id == SETTINGS_ID)).scalar() or "" if sha else "")
+    with _logo_lock:
+        _settings_logo.update(read_at=now, writes=writes, sha=sha, uri=uri)
+    return sha, uri
+
+
+def current_logo() -> str | None:
+    """The logo documents show now: the settings' one, else ``SELF_BILLING_MERCHANT_LOGO_PATH``'s."""
+    _, uri = settings_logo()
+    return uri or logo_data_uri(current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH"))
+
 
 
 # -- the payment ------------------------------------------------------------------------------
@@ -131,7 +168,30 @@ def _bill_to(snapshot: dict[str, Any] | None, locale: str) -> dict[str, Any]:
     code = field("country")
     country = Locale.parse(locale).territories.get(code.upper(), code) if code else ""
     lines = [field("line1"), field("line2"), city_line, country]
-    return {"name": field("name"), "lines": [line for line in lines if line]}
+    return {"name": field("name"), "lines": [line for line in lines if line], "vat_id": field("vat_id")}
+
+
+def _percent(rate: str, locale: str) -> str:
+    return format_percent(Decimal(rate) / 100, format="#,##0.##%", locale=locale)
+
+
+def _taxes(content: dict[str, Any], money: Any, locale: str) -> dict[str, Any]:
+    """The document's tax summary: one row per rate (net, tax, gross), the totals, and the reverse-charge
+    wording. A document without tax (no rule on the price, or issued before taxes) has no rows."""
+    rows = []
+    for entry in content.get("taxes") or []:
+        label = f"{entry['name']} {_percent(entry['rate'], locale)}"
+        if entry.get("category") == "AE":
+            label += " (reverse charge)"
+        rows.append({"label": label, "net": money(entry["net_cents"]), "tax": money(entry["tax_cents"]),
+                     "gross": money(entry["gross_cents"])})
+    return {
+        "taxes": rows,
+        "tax_name": (content.get("taxes") or [{}])[0].get("name", "Tax"),
+        "net_total": money(content.get("net_cents", 0)),
+        "tax_total": money(content.get("tax_cents", 0)),
+        "tax_note": content.get("tax_note") or "",
+    }
 
 
 #: The invoice of a payment with what decides who may see it, in one query. Bind ``payment_id``; the
@@ -176,7 +236,7 @@ def find_credit_note(connection: Connection, number: str, lead_id: int | None = 
 def _common(content: dict[str, Any], locale: str) -> dict[str, Any]:
     """What every document shows alike: the parties, its references and date, as frozen; the logo is
     the merchant's current one (branding, not content)."""
-    logo = logo_data_uri(current_app.config.get("SELF_BILLING_MERCHANT_LOGO_PATH"))
+    logo = current_logo()
     return {
         "order_id": content["order_id"],
         "payment_id": content["payment_id"],
@@ -210,20 +270,26 @@ def invoice_context(content: dict[str, Any]) -> dict[str, Any]:
         "items": lines,
         "item": lines[0] if lines else None,  # the first line, for templates written before items
         "total": money(content["total_cents"]),
+        **_taxes(content, money, locale),
     }
 
 
 def credit_note_context(content: dict[str, Any]) -> dict[str, Any]:
     """Everything the credit note template shows, from its frozen content."""
     locale = _locale(content.get("locale"))
+
+    def money(cents: int) -> str:
+        return format_money(cents, content["currency"], locale)
+
     return {
         **_common(content, locale),
+        **_taxes(content, money, locale),
         "credit_note_number": content["number"],
         "invoice_number": content["invoice_number"],
         "invoice_date": _date(content.get("invoice_issued_at"), locale),
         "refund_date": _date(content.get("refunded_at"), locale),
         "description": content.get("description") or "",
-        "amount": format_money(content["amount_cents"], content["currency"], locale),
+        "amount": money(content["amount_cents"]),
         "reason": content.get("reason") or "",
     }
 
@@ -250,4 +316,5 @@ def inputs_fingerprint(kind: str, number: str, content: dict[str, Any]) -> tuple
             logo_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             logo_stamp = ("missing",)
-    return (kind, number, json.dumps(content, sort_keys=True, default=str), logo_path, logo_stamp)
+    return (kind, number, json.dumps(content, sort_keys=True, default=str), settings_logo()[0], logo_path,
+            logo_stamp)

@@ -16,27 +16,21 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..db import db, utcnow
 from ..ledger.models import Payment, Purchase, Refund
+from ..ledger.settings import get_settings, seller_profile
+from ..ledger.tax import TaxRule, credit_split, reverse_charge_applies, split
 from ..timefmt import iso_utc
 from .documents import CreditNote, Invoice
 from .numbering import next_number
 
 
 def seller_block() -> dict[str, Any]:
-    """The merchant as the document names them, from configuration now (the logo stays the merchant's
-    current one: it is branding, not content)."""
-    config = current_app.config
-    address = config.get("SELF_BILLING_MERCHANT_ADDRESS") or ""
-    lines = address.splitlines() if isinstance(address, str) else [str(item) for item in address]
-    return {
-        "name": config.get("SELF_BILLING_MERCHANT_NAME") or "",
-        "address_lines": [line.strip() for line in lines if line and line.strip()],
-        "tax_id": config.get("SELF_BILLING_MERCHANT_TAX_ID") or "",
-        "email": config.get("SELF_BILLING_MERCHANT_EMAIL") or "",
-    }
+    """The merchant as the document names them: the settings' seller profile, else the configuration, now
+    (the logo stays the merchant's current one: it is branding, not content)."""
+    return seller_profile()
 
 
 def invoice_of(payment_id: int) -> Invoice | None:
@@ -50,6 +44,12 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
     """
     issued_at = utcnow()
     number = next_number("invoice", issued_at)
+    settings = get_settings()
+    seller = seller_profile(settings)
+    bill_to = dict(payment.bill_to or {})
+    rule = TaxRule.from_dict(purchase.price_point.tax)
+    reverse = rule is not None and reverse_charge_applies(settings.reverse_charge, seller["country"], bill_to)
+    tax = split(payment.amount_cents, rule, reverse)  # one line, so rounded once for the document
     content = {
         "number": number,
         "order_id": purchase.order_id,
@@ -57,8 +57,8 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
         "issued_at": iso_utc(issued_at),
         "paid_at": iso_utc(payment.paid_at),
         "locale": current_app.config.get("SELF_BILLING_LOCALE") or "en_US",
-        "seller": seller_block(),
-        "bill_to": dict(payment.bill_to or {}),
+        "seller": seller,
+        "bill_to": bill_to,
         "currency": payment.currency,
         "lines": [{
             "description": purchase.product,
@@ -66,8 +66,16 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
             "period_start": iso_utc(payment.period_start) if purchase.kind == "subscription" else None,
             "period_end": iso_utc(payment.period_end) if purchase.kind == "subscription" else None,
             "amount_cents": payment.amount_cents,
+            "net_cents": tax.net_cents,
+            "tax_cents": tax.tax_cents,
+            "tax": rule.as_dict() if rule else None,
         }],
+        "taxes": tax.taxes,
+        "net_cents": tax.net_cents,
+        "tax_cents": tax.tax_cents,
         "total_cents": payment.amount_cents,
+        "reverse_charge": tax.reverse_charge,
+        "tax_note": tax.note,
     }
     invoice = Invoice(number=number, payment_id=payment.id, issued_at=issued_at, content=content)
     db.session.add(invoice)
@@ -80,6 +88,12 @@ def issue_credit_note(refund: Refund, payment: Payment, purchase: Purchase, reas
     invoice = invoice_of(payment.id) or issue_invoice(payment, purchase)
     issued_at = utcnow()
     number = next_number("credit_note", issued_at)
+    credited_before = db.session.execute(
+        select(func.coalesce(func.sum(CreditNote.amount_cents), 0)).where(CreditNote.invoice_id == invoice.id)
+    ).scalar_one()
+    frozen = invoice.content
+    tax = credit_split(refund.amount_cents, frozen.get("taxes") or [], frozen["total_cents"], credited_before,
+                       bool(frozen.get("reverse_charge")))
     content = {
         "number": number,
         "invoice_number": invoice.number,
@@ -94,6 +108,11 @@ def issue_credit_note(refund: Refund, payment: Payment, purchase: Purchase, reas
         "currency": refund.currency,
         "description": purchase.product,
         "amount_cents": refund.amount_cents,
+        "taxes": tax.taxes,
+        "net_cents": tax.net_cents,
+        "tax_cents": tax.tax_cents,
+        "reverse_charge": tax.reverse_charge,
+        "tax_note": tax.note,
         "reason": reason or "",
     }
     note = CreditNote(number=number, invoice_id=invoice.id, refund_id=refund.id, amount_cents=refund.amount_cents,

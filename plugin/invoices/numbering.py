@@ -23,6 +23,21 @@ from .documents import DocumentCounter
 FORMAT_KEYS = {"invoice": "SELF_BILLING_INVOICE_NUMBER_FORMAT", "credit_note": "SELF_BILLING_CREDIT_NOTE_NUMBER_FORMAT"}
 
 
+def check_number_formats(config: dict) -> None:
+    """Refuse, at start-up, a number format that cannot number documents: it must hold ``{seq}`` (else
+    every number would be the same) and format with ``seq`` and ``year`` alone."""
+    for key in FORMAT_KEYS.values():
+        number_format = config.get(key)
+        if not isinstance(number_format, str) or "{seq" not in number_format:
+            raise RuntimeError(f"{key}={number_format!r} has no {{seq}}: every document would get the same number. "
+                               f"Use a format such as 'INV-{{year}}-{{seq:06d}}'.")
+        try:
+            number_format.format(year=2026, seq=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise RuntimeError(f"{key}={number_format!r} cannot be formatted ({exc}); it may use only {{seq}} and "
+                               f"{{year}}, e.g. 'INV-{{year}}-{{seq:06d}}'.") from None
+
+
 def _series(kind: str, number_format: str, issued_at: datetime) -> str:
     return f"{kind}:{issued_at.year}" if "{year" in number_format else kind
 

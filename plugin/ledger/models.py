@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
@@ -51,6 +51,8 @@ class PricePoint(Base):
     #: instant or delayed (at the end of the paid period).
     cancellation: Mapped[str] = mapped_column(String(10), default="instant")
     refund_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    #: The price's tax rule ({"name", "rate", "inclusive"}, :class:`plugin.ledger.tax.TaxRule`), or None.
+    tax: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     @property
@@ -191,4 +193,12 @@ class Settings(Base):
     cancellation_mode: Mapped[str] = mapped_column(String(20), default="request")
     refund_mode: Mapped[str] = mapped_column(String(20), default="request")
     department: Mapped[str] = mapped_column(String(100), default="Billing")
+    #: The seller profile documents name (name, address lines, email, tax_id, country); a value here
+    #: wins over the SELF_BILLING_MERCHANT_* configuration.
+    seller: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The seller's logo as a data: URI ("" for none), and its SHA-256 (what a cached PDF is keyed by).
+    logo: Mapped[str] = mapped_column(Text, default="")
+    logo_sha: Mapped[str] = mapped_column(String(64), default="")
+    #: Reverse-charge business customers in another EU member state.
+    reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -30,6 +30,7 @@ def price_point_to_dict(price: PricePoint) -> dict[str, Any]:
         "interval_count": price.interval_count,
         "cancellation": price.cancellation,
         "refund_window_days": price.refund_window_days,
+        "tax": dict(price.tax) if price.tax else None,
     }
 
 

@@ -12,8 +12,11 @@ every door shares (money, ids, the models' base, free text) are :mod:`plugin.val
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
@@ -28,6 +31,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
 )
 
 from ..validation import (
@@ -41,10 +47,12 @@ from ..validation import (
     is_valid_id,
     validate,
 )
+from .vat_ids import normalize_vat_id
 
 __all__ = [
     "ID_PATTERN", "Address", "CardMethodIn", "Identifier", "ModeIn", "MoneyStr", "OrderIn",
-    "PartialSchema", "PayPalMethodIn", "PaymentIn", "PricePointIn", "Schema", "SettingsIn", "is_valid_id",
+    "PartialSchema", "PayPalMethodIn", "PaymentIn", "PricePointIn", "Schema", "SellerIn", "SettingsIn", "TaxIn",
+    "is_valid_id",
     "validate",
 ]
 
@@ -120,6 +128,55 @@ class Address(Schema):
     region: Annotated[StrictStr, Field(max_length=100), FreeText] = ""
     postal_code: Annotated[StrictStr, Field(max_length=20), FreeText] = ""
     country: Country
+    #: A business customer's VAT ID, for the invoices from now on (checked for ``country``, see
+    #: :mod:`.vat_ids`); "" for none. After ``country``: its check needs the country.
+    vat_id: Annotated[StrictStr, Field(max_length=40)] = ""
+
+    @field_validator("vat_id")
+    @classmethod
+    def _vat_id_of_country(cls, value: str, info: ValidationInfo) -> str:
+        country = info.data.get("country")
+        if not value.strip() or country is None:  # no ID, or the country is already refused
+            return value.strip()
+        return normalize_vat_id(value, country)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The address as stored: ``vat_id`` only when there is one, so addresses without one read as before."""
+        data = super().model_dump(**kwargs)
+        if not data.get("vat_id"):
+            data.pop("vat_id", None)
+        return data
+
+
+def _rate_string(value: Any) -> Any:
+    if not isinstance(value, str) or isinstance(value, bool):
+        raise ValueError('must be a decimal string like "19.00", not a JSON number')
+    return value
+
+
+def _tax_behaviour(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true (the price contains the tax) or false (the tax is added to the price)")
+    return value
+
+
+def _tax_rate(value: str) -> str:
+    """A tax rate in percent: a decimal string from 0 to 100 with at most two places."""
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,2})?", value):
+        raise ValueError('must be a percentage as a decimal string with at most two places, e.g. "19.00"')
+    rate = Decimal(value)
+    if rate > 100:
+        raise ValueError("must be from 0 to 100")
+    return f"{rate:.2f}"
+
+
+class TaxIn(Schema):
+    """A price point's tax (:class:`plugin.ledger.tax.TaxRule`)."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    rate: Annotated[StrictStr, BeforeValidator(_rate_string), AfterValidator(_tax_rate)]
+    #: true: the price contains the tax; false: the tax is added to it.
+    inclusive: Annotated[StrictBool, BeforeValidator(_tax_behaviour)]
 
 
 class PricePointIn(Schema):
@@ -130,6 +187,7 @@ class PricePointIn(Schema):
     interval_count: Annotated[StrictInt, Field(ge=1, le=365)] = 1
     cancellation: Literal["instant", "delayed"] = "instant"
     refund_window_days: Annotated[StrictInt, Field(ge=0, le=3650)] = 30
+    tax: TaxIn | None = None
 
 
 class CardMethodIn(Schema):
@@ -167,9 +225,66 @@ class ModeIn(Schema):
     mode: Literal["disabled", "request", "automatic"]
 
 
+#: Image types a seller's logo may have, and its largest size once decoded.
+LOGO_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
+LOGO_MAX_BYTES = 1024 * 1024
+
+
+def _logo(value: str) -> str:
+    """A logo as a ``data:`` URI of an image, or "" for none."""
+    if not value:
+        return ""
+    match = re.fullmatch(r"data:([a-z+/]+);base64,([A-Za-z0-9+/=\s]+)", value)
+    if not match or match.group(1) not in LOGO_TYPES:
+        raise ValueError("must be a data: URI of a PNG, JPEG, GIF, WebP or SVG image, "
+                         'e.g. "data:image/png;base64,iVBOR…", or "" for no logo')
+    try:
+        data = base64.b64decode(match.group(2), validate=False)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64 after 'base64,'") from None
+    if not data:
+        raise ValueError("holds no image data")
+    if len(data) > LOGO_MAX_BYTES:
+        raise ValueError(f"must be at most {LOGO_MAX_BYTES // 1024} KB once decoded")
+    return f"data:{match.group(1)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _optional_country(value: str) -> str:
+    return _country(value) if value else ""
+
+
+class SellerIn(PartialSchema):
+    """The seller as invoices and credit notes name them. A field left out keeps its value; "" clears it,
+    and then the configured value (``SELF_BILLING_MERCHANT_*``) applies."""
+
+    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    address: Annotated[list[Annotated[StrictStr, Field(max_length=200)]], Field(max_length=8)] | None = None
+    email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    tax_id: Annotated[StrictStr, Field(max_length=40)] | None = None
+    country: Annotated[StrictStr, AfterValidator(_optional_country)] | None = None
+    logo: Annotated[StrictStr, Field(max_length=LOGO_MAX_BYTES * 2), AfterValidator(_logo)] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email_or_empty(cls, value: str | None) -> str | None:
+        if value:
+            _EMAIL.validate_python(value)
+        return value
+
+
+_EMAIL = TypeAdapter(EmailStr)
+
+
+class TaxSettingsIn(PartialSchema):
+    #: Reverse-charge EU business customers of another member state (:mod:`plugin.ledger.tax`).
+    reverse_charge: StrictBool | None = None
+
+
 class SettingsIn(PartialSchema):
     enabled: StrictBool | None = None
     portal: Literal["helpdesk", "standalone", "both"] | None = None
     cancellation: ModeIn | None = None
     refunds: ModeIn | None = None
     department: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
+    seller: SellerIn | None = None
+    tax: TaxSettingsIn | None = None

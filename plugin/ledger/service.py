@@ -26,11 +26,12 @@ from ..validation import check_id, parse_amount
 from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase
 from .periods import add_interval
 from .schemas import CardMethodIn, OrderIn, PaymentIn, PricePointIn, validate
-from .settings import SETTINGS_ID, get_settings, settings_to_dict, update_settings
+from .settings import SETTINGS_ID, get_settings, seller_profile, settings_to_dict, update_settings
+from .tax import TaxRule, charge_cents, reverse_charge_applies
 from .transaction import one_transaction
 
 __all__ = [
-    "SETTINGS_ID", "check_id", "find_or_create_lead", "get_price_point", "get_purchase", "get_settings",
+    "SETTINGS_ID", "charge_of", "check_id", "find_or_create_lead", "get_price_point", "get_purchase", "get_settings",
     "read_price_point", "record_payment", "settings_to_dict", "update_settings", "upsert_order",
     "upsert_price_point",
 ]
@@ -56,8 +57,20 @@ def upsert_price_point(code: str, data: PricePointIn | Mapping[str, Any]) -> tup
     price.interval_count = data.interval_count if data.interval else 1
     price.cancellation = data.cancellation
     price.refund_window_days = data.refund_window_days
+    price.tax = data.tax.model_dump() if data.tax is not None else None
     db.session.commit()
     return price, created
+
+
+def charge_of(purchase: Purchase) -> int:
+    """What the purchase charges its customer now: the price, plus exclusive tax unless reverse-charged
+    (:mod:`.tax`), which depends on the bill-to address and the merchant's settings."""
+    price = purchase.price_point
+    with db.session.no_autoflush:  # the purchase may be new and not complete yet
+        settings = get_settings()
+    reverse = reverse_charge_applies(settings.reverse_charge, seller_profile(settings)["country"],
+                                     purchase.billing_address)
+    return charge_cents(price.amount_cents, TaxRule.from_dict(price.tax), reverse)
 
 
 # -- leads and orders ------------------------------------------------------------------
@@ -167,10 +180,10 @@ def upsert_order(order_id: str, data: OrderIn | Mapping[str, Any]) -> tuple[Purc
     purchase.lead = lead
     purchase.price_point = price
     purchase.product = price.product
-    purchase.amount_cents = price.amount_cents
     purchase.currency = price.currency
     purchase.purchased_at = data.purchased_at
     purchase.billing_address = data.billing_address.model_dump()
+    purchase.amount_cents = charge_of(purchase)
     if data.payment_method.type == "paypal":
         purchase.payment_type = "paypal"
         purchase.paypal_payer_email = str(data.payment_method.payer_email)
@@ -249,6 +262,7 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
         raise Conflict("This subscription ends before that date; no payment is taken after it.",
                        code="purchase_cancelled")
     price = purchase.price_point
+    purchase.amount_cents = charge_of(purchase)  # the tax rules or the customer's VAT ID may have changed
     amount = parse_amount(data.amount) if data.amount is not None else purchase.amount_cents
     if amount <= 0:
         raise InvalidInput("A payment must be more than zero.", fields={"amount": "must be more than 0"})

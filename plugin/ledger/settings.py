@@ -7,16 +7,18 @@ somehow missing, :func:`get_settings` answers the defaults without writing them,
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..db import db
 from .models import Settings
-from .schemas import SettingsIn, validate
+from .schemas import SellerIn, SettingsIn, validate
 from .transaction import one_transaction
 
 SETTINGS_ID = 1
@@ -27,9 +29,24 @@ DEFAULTS: dict[str, Any] = {
     "cancellation_mode": "request",
     "refund_mode": "request",
     "department": "Billing",
+    "seller": {},
+    "logo": "",
+    "logo_sha": "",
+    "reverse_charge": False,
 }
 
+#: The seller profile's fields, in the order documents show them.
+SELLER_FIELDS = ("name", "address", "email", "tax_id", "country")
 
+
+#: Bumped in this process each time an update commits a new logo, so readers that cache the logo
+#: (:func:`plugin.invoices.content.settings_logo`) read it again at once.
+_logo_writes = [0]
+
+
+def logo_writes() -> int:
+    """How many logo changes this process committed (a cache's cue to read the logo again)."""
+    return _logo_writes[0]
 #: ``session.info`` key holding the settings row for the session's lifetime.
 _HELD = "self_billing.settings"
 
@@ -56,7 +73,29 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
         "cancellation": {"mode": settings.cancellation_mode},
         "refunds": {"mode": settings.refund_mode},
         "department": settings.department,
+        "seller": {**{name: (settings.seller or {}).get(name, [] if name == "address" else "")
+                      for name in SELLER_FIELDS}, "logo": settings.logo or ""},
+        "tax": {"reverse_charge": bool(settings.reverse_charge)},
     }
+
+
+#: The configuration keys each seller field falls back to.
+_SELLER_CONFIG = {"name": "SELF_BILLING_MERCHANT_NAME", "address": "SELF_BILLING_MERCHANT_ADDRESS",
+                  "email": "SELF_BILLING_MERCHANT_EMAIL", "tax_id": "SELF_BILLING_MERCHANT_TAX_ID",
+                  "country": "SELF_BILLING_MERCHANT_COUNTRY"}
+
+
+def seller_profile(settings: Settings | None = None) -> dict[str, Any]:
+    """The seller as documents name them now: each field from the settings' profile, else from the
+    configuration. ``address_lines`` is a list of lines; ``country`` an ISO code or ""."""
+    profile = dict((settings or get_settings()).seller or {})
+    config = current_app.config
+    values = {name: profile.get(name) or config.get(key) or "" for name, key in _SELLER_CONFIG.items()}
+    address = values.pop("address")
+    lines = address.splitlines() if isinstance(address, str) else [str(item) for item in address]
+    values["address_lines"] = [line.strip() for line in lines if line and line.strip()]
+    values["country"] = str(values["country"]).upper()
+    return values
 
 
 @one_transaction
@@ -77,8 +116,33 @@ def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
         settings.refund_mode = data.refunds.mode
     if data.department is not None:
         settings.department = data.department
+    if data.seller is not None:
+        _apply_seller(settings, data.seller)
+    if data.tax is not None and data.tax.reverse_charge is not None:
+        settings.reverse_charge = data.tax.reverse_charge
     db.session.commit()
+    if data.seller is not None and data.seller.logo is not None:
+        _logo_writes[0] += 1
     return settings
+
+
+def _apply_seller(settings: Settings, seller: SellerIn) -> None:
+    """Set the profile fields given ("" or [] clears one, so its configured value applies again)."""
+    profile = dict(settings.seller or {})
+    for name in SELLER_FIELDS:
+        value = getattr(seller, name)
+        if value is None:
+            continue
+        if name == "address":
+            value = [line.strip() for line in value if line.strip()]
+        if value:
+            profile[name] = value
+        else:
+            profile.pop(name, None)
+    settings.seller = profile  # a new dict: JSON columns see reassignment, not mutation
+    if seller.logo is not None:
+        settings.logo = seller.logo
+        settings.logo_sha = hashlib.sha256(seller.logo.encode("ascii")).hexdigest() if seller.logo else ""
 
 
 def create_settings_row(connection: Connection) -> bool:

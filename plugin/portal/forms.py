@@ -101,8 +101,9 @@ class AddressForm(SchemaForm):
     region = StringField("State, province or region (optional)")
     postal_code = StringField("Postal code (optional)")
     country = SelectField("Country", choices=[], validate_choice=False)
+    vat_id = StringField("VAT ID (optional, for businesses)")
 
-    rule_fields = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+    rule_fields = ("name", "line1", "line2", "city", "region", "postal_code", "country", "vat_id")
 
     def __init__(self, *args: Any, locale: str = "en_US", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
