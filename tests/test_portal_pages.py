@@ -393,8 +393,23 @@ def test_address_form_notes_future_invoices_and_confirms(client, ann):
     assert "Germany" in visible(section(text(ann.get(PORTAL + "/")), "SUB-1"))
 
 
+def test_a_business_adds_its_vat_id_with_the_address_form(client, ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    assert "VAT ID (optional, for businesses)" in visible(page)
+    bad = ann.post(PORTAL + "/purchases/SUB-1/address",
+                   data={"csrf_token": csrf(page), **ADDRESS, "vat_id": "DE136695977"})
+    assert bad.status_code == 400
+    assert "is not a valid VAT ID of DE" in visible(text(bad)) and "nothing was changed" in visible(text(bad))
+    assert "vat_id" not in admin_order(client, "SUB-1")["billing_address"]
+    good = ann.post(PORTAL + "/purchases/SUB-1/address",
+                    data={"csrf_token": csrf(page), **ADDRESS, "vat_id": "DE 136.695.976"})
+    assert good.status_code == 302
+    assert admin_order(client, "SUB-1")["billing_address"]["vat_id"] == "DE136695976"
+    assert 'value="DE136695976"' in text(ann.get(PORTAL + "/purchases/SUB-1/address"))  # prefilled
+
+
 @pytest.mark.parametrize("change", [{"city": ""}, {"name": " "}, {"country": "XX"}, {"country": ""},
-                                    {"postal_code": "9" * 30}, {"line1": "L" * 2000}])
+                                    {"postal_code": "9" * 30}, {"line1": "L" * 2000}, {"vat_id": "DE123"}])
 def test_address_form_refuses_bad_input_and_writes_nothing(client, ann, change):
     page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
     answer = ann.post(PORTAL + "/purchases/SUB-1/address", data={"csrf_token": csrf(page), **ADDRESS, **change})

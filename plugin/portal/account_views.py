@@ -33,8 +33,7 @@ def address(order_id: str):
     form = AddressForm(locale=locale)
     error = None
     if form.validate_on_submit():
-        fields = {name: (getattr(form, name).data or "").strip()
-                  for name in ("name", "line1", "line2", "city", "region", "postal_code", "country")}
+        fields = {name: (getattr(form, name).data or "").strip() for name in form.rule_fields}
         try:
             new_address = Address.model_validate(fields)
         except ValidationError as exc:
