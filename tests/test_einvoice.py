@@ -20,10 +20,12 @@ from sqlalchemy import select
 from plugin.db import db
 from plugin.invoices import cache, einvoice
 from plugin.invoices.content import invoice_html
-from plugin.invoices.documents import Invoice
+from plugin.invoices.documents import CreditNote, Invoice
 from plugin.invoices.render import render_pdf
+from plugin.ledger.tax import REVERSE_CHARGE_NOTE
 from tests.conftest import Ledger
 from tests.test_invoices import PREFIX, _agent_refund, address, cache_files, login, pdf_text
+from tests.test_tax import BERLIN, PARIS, VAT19, Shop
 from tests.parts import need_wkhtmltopdf
 
 NS = {"rsm": einvoice.NS["rsm"], "ram": einvoice.NS["ram"], "udt": einvoice.NS["udt"], "qdt": einvoice.NS["qdt"]}
@@ -123,6 +125,35 @@ def test_a_credit_note_pdf_carries_its_en16931_xml(shop_app, customer):
     assert value(root, f"{SETTLEMENT}/ram:InvoiceCurrencyCode") == "EUR"
     assert value(root, f"{AGREEMENT}/ram:BuyerTradeParty/ram:Name") == "Ann Lee"
     assert value(root, f"{LINE}/ram:SpecifiedTradeProduct/ram:Name") == "Lifetime License"
+
+
+def test_taxed_and_reverse_charged_invoices_state_their_vat(make_app, tmp_path):
+    need_wkhtmltopdf()
+    app = make_app(SELF_BILLING_INVOICE_CACHE_DIR=str(tmp_path / "taxed"), SELF_BILLING_MERCHANT_NAME="Beispiel GmbH",
+                   SELF_BILLING_MERCHANT_TAX_ID="DE136695976", SELF_BILLING_MERCHANT_COUNTRY="DE")
+    app.extensions["self_billing"].agent_loader = lambda: "agent@helpdesk.example.com"
+    shop = Shop(app)
+    assert shop.put("/settings", {"enabled": True, "tax": {"reverse_charge": True}}).status_code == 200
+    shop.price("incl", VAT19)
+    shop.order("ORD-DE", "incl", address=BERLIN)
+    shop.order("ORD-FR", "incl", email="marie@example.com", address={**PARIS, "vat_id": "FR40303265045"})
+    shop.pay("ORD-DE", "pay_de")
+    shop.pay("ORD-FR", "pay_fr")
+    agent = app.test_client()
+    standard = embedded(agent.get(f"{PREFIX}/api/agent/payments/pay_de/invoice.pdf").data)
+    assert header_tax(standard) == {"CalculatedAmount": "7.82", "TypeCode": "VAT", "BasisAmount": "41.18",
+                                    "CategoryCode": "S", "RateApplicablePercent": "19.00"}
+    reverse = embedded(agent.get(f"{PREFIX}/api/agent/payments/pay_fr/invoice.pdf").data)
+    assert header_tax(reverse)["CategoryCode"] == "AE" and header_tax(reverse)["CalculatedAmount"] == "0.00"
+    assert value(reverse, f"{AGREEMENT}/ram:BuyerTradeParty/ram:SpecifiedTaxRegistration/ram:ID") == "FR40303265045"
+    assert values(reverse, "rsm:ExchangedDocument/ram:IncludedNote/ram:Content") == [REVERSE_CHARGE_NOTE]
+
+    shop.refund("pay_de", "10.00")
+    with app.app_context():
+        number = db.session.execute(select(CreditNote.number)).scalar_one()
+    note = embedded(agent.get(f"{PREFIX}/api/agent/credit-notes/{number}/credit-note.pdf").data)
+    assert header_tax(note)["BasisAmount"] == "8.40" and header_tax(note)["CalculatedAmount"] == "1.60"
+    assert value(note, f"{TOTALS}/ram:GrandTotalAmount") == "10.00"
 
 
 def test_the_same_html_with_other_xml_is_another_cached_file(shop_app):

@@ -16,8 +16,8 @@ Tax (documents issued before taxes lack the keys; they are untaxed, all of it ne
   registration (BT-29, BT-32 ``FC``) and the buyer's VAT ID is left out;
 - every line takes the breakdown of its rate (the only one when there is one).
 
-An invoice's delivery date (BT-72) is its payment date, and both documents name the bill-to country
-as the deliver-to country (BT-80). A party's country is mandatory in EN 16931: when the seller's is unknown the bill-to country is used,
+The delivery date (BT-72) is an invoice's payment date and a credit note's refund date (when the
+correction takes effect), and the bill-to country is the deliver-to country (BT-80). A party's country is mandatory in EN 16931: when the seller's is unknown the bill-to country is used,
 and the other way round; with neither, the address is left out (the XSD allows it).
 
 Amounts are integer cents written as decimals with the currency's digits (Babel), never floats;
@@ -294,7 +294,7 @@ def credit_note_xml(content: Mapping[str, Any]) -> bytes:
     reason = _clean(content.get("reason"))
     notes = [content.get("tax_note") or "", f"Reason: {reason}" if reason else ""]
     return _document(content, CREDIT_NOTE, int(content["amount_cents"]), lines, entries, notes,
-                     referenced=(content["invoice_number"], content.get("invoice_issued_at")))
+                     supplied_at=content.get("refunded_at"), referenced=(content["invoice_number"], content.get("invoice_issued_at")))
 
 
 def embed(pdf_bytes: bytes, xml_bytes: bytes) -> bytes:
