@@ -56,7 +56,9 @@ PRICE_POINTS: dict[str, dict[str, Any]] = {
     "team-yearly": {"product": "Team Plan", "amount": "490.00", "currency": "USD", "interval": "year",
                     "cancellation": "delayed", "refund_window_days": 30},
     "pro-monthly-eur": {"product": "Pro Plan", "amount": "45.00", "currency": "EUR", "interval": "month",
-                        "cancellation": "delayed", "refund_window_days": 30},
+                        "cancellation": "delayed", "refund_window_days": 30,
+                        # German VAT, in the price: its invoices show net, VAT and gross (docs/invoices.md)
+                        "tax": {"name": "VAT", "rate": "19.00", "inclusive": True}},
     "email-course": {"product": "Email Marketing Course", "amount": "199.00", "currency": "USD", "interval": None,
                      "refund_window_days": 30},
     "onboarding-session": {"product": "Onboarding Session", "amount": "99.00", "currency": "USD", "interval": None,
