@@ -8,8 +8,11 @@
   payment time (``flask self-billing init-db`` runs it).
 
 The frozen ``content`` is plain data (cents, ISO dates, the texts as they were): the seller as
-configured at that moment, the payment's own bill-to snapshot, the lines and totals, and the
-locale. Rendering (:mod:`.content`) only formats it.
+the settings' profile or the configuration named them at that moment, the payment's own bill-to
+snapshot (with the customer's VAT ID, if any), the lines, the tax split per rate
+(:func:`plugin.ledger.tax.split`; a credit note's by :func:`~plugin.ledger.tax.credit_split`),
+the totals, whether it is reverse-charged, and the locale. Rendering (:mod:`.content`) and the
+embedded e-invoice (:mod:`.einvoice`) only format it.
 """
 from __future__ import annotations
 
