@@ -16,6 +16,8 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from .api.idempotency import prune_idempotency_keys
+from .invoices.cache import cache_folder
+from .invoices.cache_prune import limit_bytes, prune_cache
 from .limit_storage import prune_counters
 from .notifications.worker import MailNotConfigured, run_worker
 from .payments.interface import GatewayError
@@ -35,6 +37,8 @@ PRUNED: tuple[tuple[str, Callable[[datetime], int]], ...] = (
     ("expired login-limit counter(s)", lambda now: prune_counters()),
     ("used or expired login link(s)", prune_login_links),
     ("expired idempotency key(s)", prune_idempotency_keys),
+    ("cached invoice file(s) beyond SELF_BILLING_INVOICE_CACHE_MAX_MB",
+     lambda now: prune_cache(cache_folder(), limit_bytes())[0]),
 )
 
 

@@ -74,6 +74,12 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_WKHTMLTOPDF": None,
     # Seconds one PDF render may take before it is killed (the download answers 503, retry later).
     "SELF_BILLING_PDF_TIMEOUT": 20,
+    # wkhtmltopdf renders at once per cache folder (all workers together); None = the machine's cores.
+    # A render that finds them all busy waits up to QUEUE_SECONDS, then answers 503 with Retry-After.
+    "SELF_BILLING_PDF_CONCURRENCY": None,
+    "SELF_BILLING_PDF_QUEUE_SECONDS": 10,
+    # The invoice cache's size bound in MB (least recently used files go first; None or 0: unbounded).
+    "SELF_BILLING_INVOICE_CACHE_MAX_MB": 500,
     # Folder of rendered invoices, named by content hash; None = "self_billing_invoices" in the
     # instance folder. Share it between app servers on one machine; safe to empty at any time.
     "SELF_BILLING_INVOICE_CACHE_DIR": None,

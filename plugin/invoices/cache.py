@@ -29,12 +29,15 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flask import current_app
 
 from . import einvoice, render
+from .cache_prune import prune_soon
+from .render_slots import render_slot
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,24 @@ def cache_key(html: str, xml: bytes | None = None) -> str:
     return digest.hexdigest()
 
 
+#: A file served this long after it was last marked used is marked again (its mtime is what the
+#: cache's least-recently-used pruning goes by, :mod:`.cache_prune`).
+MARK_USED_AFTER = 3600
+
+
 def cached_path(key: str, folder: Path | None = None) -> Path | None:
-    """The finished file of ``key``, or None."""
+    """The finished file of ``key``, or None. A file found is marked used (at most once an hour)."""
     path = (folder or cache_folder()) / f"{key}.pdf"
     try:
-        if path.stat().st_size > 0:
-            return path
+        stat = path.stat()
     except FileNotFoundError:
-        pass
-    return None
+        return None
+    if stat.st_size <= 0:
+        return None
+    if time.time() - stat.st_mtime > MARK_USED_AFTER:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+    return path
 
 
 # -- locks ---------------------------------------------------------------------------------
@@ -183,5 +195,7 @@ def pdf_for_html(html: str, xml: bytes | None = None) -> Path:
         if found is not None:
             return found
         final = folder / f"{key}.pdf"
-        _write_atomically(folder, final, lambda tmp: _make(html, xml, tmp))
-        return final
+        with render_slot(folder):  # at most SELF_BILLING_PDF_CONCURRENCY renders at once
+            _write_atomically(folder, final, lambda tmp: _make(html, xml, tmp))
+    prune_soon(folder)
+    return final
