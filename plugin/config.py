@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # the cookie marked Secure on requests that came over https (docs/portal.md). They change the
     # host's own cookie, so they are off unless asked for: False leaves the host's settings as they are.
     "SELF_BILLING_SESSION_COOKIE_DEFAULTS": False,
+    # Payments per page of a purchase's history in My Orders (HTML and JSON): each purchase shows its
+    # latest page, "Show details" the older ones a page at a time (plugin/payment_history.py; 1 to 100).
+    "SELF_BILLING_PAYMENTS_PAGE_SIZE": 5,
     # Where the card form posts card details to get a processor token; None = the sandbox's
     # {prefix}/sandbox/tokens. A real processor's tokenization endpoint goes here.
     "SELF_BILLING_CARD_TOKEN_URL": None,

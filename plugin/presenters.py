@@ -1,9 +1,12 @@
 """Purchases and requests as the contract's JSON objects (P and R).
 
 ``purchases_for_lead`` builds every P of a lead with a fixed number of queries
-(purchases, payments, cards, requests, request events, settings) however many
-purchases and payments there are. ``actions`` are the policy's answers
-(:mod:`plugin.workflows.policy`), the same the server gives when the customer acts.
+(purchases, payments, cards, requests, request events, settings, documents) however many
+purchases and payments there are. The customer's P holds the latest page of payments
+(``SELF_BILLING_PAYMENTS_PAGE_SIZE``, :mod:`plugin.payment_history`) with ``payments_total``
+and ``payments_next``, the cursor of :func:`payment_history_page`; the merchant's and agents'
+hold every payment. ``actions`` are the policy's answers (:mod:`plugin.workflows.policy`), the
+same the server gives when the customer acts.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from sqlalchemy.orm import joinedload
 
 from .db import db, utcnow
 from .invoices.documents import CreditNote, Invoice
-from .ledger.models import Payment, PaymentMethod, Purchase, Settings
+from .ledger.models import PaymentMethod, Purchase, Settings
 from .ledger.settings import get_settings
 from .money import format_amount
+from .payment_history import PaymentRow, latest_pages, next_cursor, older_page, page_size
 from .timefmt import iso_utc
 from .urls import payment_url_maker
 from .workflows import policy
@@ -77,29 +81,6 @@ def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | No
     return body
 
 
-#: What My Orders shows of a payment: read as plain rows, not ORM objects (a lead may have
-#: thousands), and without the bill-to snapshot, which only invoices need.
-_PAYMENT_COLUMNS = (
-    Payment.id, Payment.payment_id, Payment.purchase_id, Payment.amount_cents, Payment.currency,
-    Payment.paid_at, Payment.status, Payment.refunded_cents, Payment.period_start, Payment.period_end,
-)
-
-
-class PaymentRow:
-    """A payment as My Orders reads it; has what the refund conditions ask of a payment."""
-
-    __slots__ = ("id", "payment_id", "purchase_id", "amount_cents", "currency", "paid_at", "status",
-                 "refunded_cents", "period_start", "period_end")
-
-    def __init__(self, row: Any) -> None:
-        for name, value in zip(self.__slots__, row):
-            setattr(self, name, value)
-
-    @property
-    def remaining_cents(self) -> int:
-        return self.amount_cents - self.refunded_cents
-
-
 def _credit_note_urls():
     """``number -> URL`` of the customer's credit note download (with the app's mount point)."""
     return payment_url_maker("self_billing_invoices.customer_credit_note", "/portal/credit-notes/{id}/credit-note.pdf",
@@ -121,26 +102,20 @@ def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str,
             "exp_month": default.exp_month, "exp_year": default.exp_year}
 
 
-def _purchase_dict(
+def _payment_dicts(
     purchase: Purchase,
     payments: list[PaymentRow],
-    cards: list[PaymentMethod],
-    requests: list[BillingRequest],
-    events: dict[int, list[RequestEvent]],
+    open_slots: set[str],
     settings: Settings,
     now: datetime,
-    for_customer: bool = False,
-    documents: dict[int, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
-    can_cancel = policy.can_cancel(purchase, settings, now,
-                                   request_open=open_slot("cancellation", purchase.id) in open_slots)
+    documents: dict[int, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The payments (newest first, as given) as contract P's payment objects."""
     invoice_url = _invoice_urls()
     note_url = _credit_note_urls()
-    documents = documents or {}
     window_days = purchase.price_point.refund_window_days
     payment_dicts = []
-    for payment in sorted(payments, key=lambda p: p.paid_at, reverse=True):
+    for payment in payments:
         issued = documents.get(payment.id, {})
         can_refund = policy.can_refund(purchase, payment, settings, now,
                                        request_open=open_slot("refund", purchase.id, payment.id) in open_slots)
@@ -163,7 +138,24 @@ def _purchase_dict(
             ],
             "actions": {"refund": can_refund, "invoice": True},
         })
+    return payment_dicts
 
+
+def _purchase_dict(
+    purchase: Purchase,
+    payments: list[PaymentRow],
+    payments_total: int,
+    cards: list[PaymentMethod],
+    requests: list[BillingRequest],
+    events: dict[int, list[RequestEvent]],
+    settings: Settings,
+    now: datetime,
+    for_customer: bool = False,
+    documents: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
+    can_cancel = policy.can_cancel(purchase, settings, now,
+                                   request_open=open_slot("cancellation", purchase.id) in open_slots)
     upcoming = None
     if purchase.status == "active" and purchase.next_payment_at is not None:
         upcoming = {"amount": format_amount(purchase.amount_cents), "currency": purchase.currency,
@@ -189,7 +181,9 @@ def _purchase_dict(
             "update_address": policy.can_change_address(purchase, settings),
             "update_card": policy.can_change_card(purchase, settings),
         },
-        "payments": payment_dicts,
+        "payments": _payment_dicts(purchase, payments, open_slots, settings, now, documents or {}),
+        "payments_total": payments_total,
+        "payments_next": next_cursor(payments, payments_total),
         "requests": [
             request_to_dict(r, events.get(r.id, []), for_customer=for_customer)
             for r in sorted(requests, key=lambda r: r.id, reverse=True)
@@ -201,16 +195,13 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
                       for_customer: bool = False) -> list[dict[str, Any]]:
     """P objects for these purchases, in the order given, with a fixed number of queries.
 
-    ``for_customer``: as the customer's portal shows them (see :func:`request_to_dict`).
+    ``for_customer``: as the customer's portal shows them (see :func:`request_to_dict`), with the
+    latest page of payments only, so the cost does not grow with the history.
     """
     if not purchases:
         return []
     ids = [p.id for p in purchases]
-    payments: dict[int, list[PaymentRow]] = defaultdict(list)
-    for payment in db.session.execute(
-        select(*_PAYMENT_COLUMNS).where(Payment.purchase_id.in_(ids))
-    ):
-        payments[payment.purchase_id].append(PaymentRow(payment))
+    payments, totals = latest_pages(ids, page_size() if for_customer else None)
     cards: dict[int, list[PaymentMethod]] = defaultdict(list)
     for card in db.session.execute(
         select(PaymentMethod).where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)
@@ -233,10 +224,29 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
     now = now or utcnow()
     documents = _documents([pay.id for rows in payments.values() for pay in rows])
     return [
-        _purchase_dict(p, payments[p.id], cards[p.id], requests[p.id], events, settings, now, for_customer,
-                       documents)
+        _purchase_dict(p, payments[p.id], totals[p.id], cards[p.id], requests[p.id], events, settings, now,
+                       for_customer, documents)
         for p in purchases
     ]
+
+
+def payment_history_page(purchase: Purchase, after: str | None = None,
+                         now: datetime | None = None) -> dict[str, Any]:
+    """``{"payments": [...], "next": cursor | None}``: the customer's page of the purchase's payments.
+
+    ``after`` is the ``next`` of the page before (or a P's ``payments_next``); None is the latest
+    page. The payments have P's shape; a cursor that is not one of ours is InvalidInput
+    (:func:`plugin.payment_history.decode_cursor`).
+    """
+    rows, after_these = older_page(purchase.id, after, page_size())
+    open_slots = set(db.session.execute(
+        select(BillingRequest.open_slot).where(BillingRequest.purchase_id == purchase.id,
+                                               BillingRequest.open_slot.is_not(None),
+                                               BillingRequest.state.in_(OPEN_STATES))
+    ).scalars())
+    payments = _payment_dicts(purchase, rows, open_slots, get_settings(), now or utcnow(),
+                              _documents([row.id for row in rows]))
+    return {"payments": payments, "next": after_these}
 
 
 def _documents(payment_ids: list[int]) -> dict[int, dict[str, Any]]:

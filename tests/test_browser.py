@@ -107,6 +107,19 @@ def unfocusable_controls(page) -> list[str]:
     return problems
 
 
+def show_details(page, base_url: str, order_id: str = "SUB-1"):
+    """Log in as Ann with ``order_id`` and open its "Show details"; the purchase's module and its history table."""
+    page.goto(base_url + "/billing/portal/")
+    page.get_by_label("Order ID").fill(order_id)
+    page.get_by_label("Email address").fill("ann@example.com")
+    page.get_by_role("button", name="Log in").click()
+    module = page.locator(f'section[data-order-id="{order_id}"]')
+    module.get_by_text("Show details").click()
+    history = module.get_by_role("table", name="Full payment history")
+    history.wait_for(state="visible")
+    return module, history
+
+
 def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -216,17 +229,41 @@ def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
 def test_without_javascript_the_card_form_explains_itself(browser, live_portal):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(live_portal + "/billing/portal/")
-    page.get_by_label("Order ID").fill("SUB-1")
-    page.get_by_label("Email address").fill("ann@example.com")
-    page.get_by_role("button", name="Log in").click()
-    sub = page.locator('section[data-order-id="SUB-1"]')
-    sub.get_by_text("Show details").click()  # details/summary works without JavaScript
-    sub.get_by_role("table", name="Full payment history").wait_for(state="visible")
+    show_details(page, live_portal)  # details/summary works without JavaScript
     page.goto(live_portal + "/billing/portal/purchases/SUB-1/cards/new")
     page.get_by_text("Adding a card needs JavaScript").wait_for()
     assert not page.get_by_label("Card number").is_visible()
     context.close()
+
+
+def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
+    app = make_app()
+    ledger = Ledger(app)
+    stock(ledger)
+    for n in range(3, 13):  # SUB-1: 12 payments, PAY-1 the oldest
+        ledger.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n * 0.5))
+    with serving(app) as url:
+        context = browser.new_context(viewport={"width": 375, "height": 812})
+        page = context.new_page()
+        sub, history = show_details(page, url)
+        rows = history.locator("tbody tr")
+        assert rows.count() == 5
+        assert sub.get_by_role("link", name="Show more payments").count() == 0  # the script made it a button
+        more = sub.get_by_role("button", name="Show more payments")
+        more.click()
+        history.get_by_text("PAY-X3").wait_for()
+        assert rows.count() == 10
+        assert sub.get_by_text("Showing the latest 10 of 12 payments.").is_visible()
+        more.click()
+        history.get_by_text("PAY-1", exact=True).wait_for()
+        assert rows.count() == 12 and more.count() == 0  # the last page: no button left
+        ids = [rows.nth(i).locator('td[data-label="Payment ID"]').inner_text() for i in range(12)]
+        assert ids == [f"PAY-X{n}" for n in range(12, 2, -1)] + ["PAY-2", "PAY-1"]
+        assert rows.nth(11).get_by_role("link", name="Download invoice").is_visible()
+        assert rows.nth(10).get_by_role("link", name="Request refund").is_visible()  # PAY-2, inside the window
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert unfocusable_controls(page) == []
+        context.close()
 
 
 @pytest.fixture

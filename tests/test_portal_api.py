@@ -396,8 +396,73 @@ def test_purchases_are_the_leads_own_newest_first(ann):
     assert [p["payment_id"] for p in sub["payments"]] == ["PAY-2", "PAY-1"]
 
 
+def test_each_purchase_holds_its_latest_page_of_payments_and_the_rest_is_paged(client, shop, ann):
+    for n in range(3, 13):  # SUB-1: 12 payments in all
+        shop.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n * 0.5))
+    sub = next(p for p in ann.get("/purchases").get_json()["purchases"] if p["order_id"] == "SUB-1")
+    assert [p["payment_id"] for p in sub["payments"]] == ["PAY-X12", "PAY-X11", "PAY-X10", "PAY-X9", "PAY-X8"]
+    assert sub["payments_total"] == 12 and sub["payments_next"]
+    assert ann.get("/purchases/SUB-1").get_json()["payments_total"] == 12
+    seen, after, pages = [p["payment_id"] for p in sub["payments"]], sub["payments_next"], []
+    while after:
+        answer = ann.get(f"/purchases/SUB-1/payments?after={after}")
+        assert answer.status_code == 200
+        body = answer.get_json()
+        assert set(body) == {"payments", "next"}
+        assert set(body["payments"][0]) == set(sub["payments"][0])  # P's payment shape
+        pages.append(len(body["payments"]))
+        seen += [p["payment_id"] for p in body["payments"]]
+        after = body["next"]
+    assert pages == [5, 2]
+    assert seen == [f"PAY-X{n}" for n in range(12, 2, -1)] + ["PAY-2", "PAY-1"]
+    first = ann.get("/purchases/SUB-1/payments").get_json()  # no cursor: the latest page, as in P
+    assert first["payments"] == sub["payments"] and first["next"] == sub["payments_next"]
+    assert ann.get("/purchases/SUB-1/payments?after=").get_json() == first
+    # The merchant's view of a purchase holds every payment.
+    assert len(admin_order(client, "SUB-1")["payments"]) == 12
+
+
+def test_a_payment_recorded_meanwhile_neither_repeats_nor_hides_one(shop, ann):
+    for n in range(3, 9):
+        shop.payment("SUB-1", f"PAY-X{n}", days_ago(9 - n))
+    sub = ann.get("/purchases/SUB-1").get_json()
+    shop.payment("SUB-1", "PAY-NEW", days_ago(0))  # a renewal between two pages
+    older = ann.get(f"/purchases/SUB-1/payments?after={sub['payments_next']}").get_json()
+    assert [p["payment_id"] for p in older["payments"]] == ["PAY-X3", "PAY-2", "PAY-1"] and older["next"] is None
+
+
+def test_one_payment_a_purchase_has_no_next_page(ann):
+    book = ann.get("/purchases/BOOK-1").get_json()
+    assert book["payments_total"] == 1 and book["payments_next"] is None
+    assert ann.get("/purchases/BOOK-1/payments").get_json()["next"] is None
+
+
+@pytest.mark.parametrize("cursor", [
+    "nope", "x" * 500, "%C3%A9", "MjAyNi0xMS0wMVQxMDowMDowMCswMDowMH4tMQ",  # ...~-1
+    "MjAyNi0xMS0wMVQxMDowMDowMH4x",  # a time without its offset
+    "bm90LWEtZGF0ZX4x", "MjAyNi0xMS0wMVQxMDowMDowMCswMDowMH45OTk5OTk5OTk5OTk5", "%2B%2F%3D%3D", "====",
+    "MDAwMS0wMS0wMVQwMDowMDowMCswMTowMH4x", "OTk5OS0xMi0zMVQyMzo1OTo1OS0wMTowMH4x",  # out of range in UTC
+])
+def test_a_bad_cursor_is_400_with_a_clear_message(ann, cursor):
+    answer = ann.get(f"/purchases/SUB-1/payments?after={cursor}")
+    assert answer.status_code == 400
+    body = error(answer)
+    assert body["code"] == "bad_cursor" and "'next'" in body["message"] and body["fields"] == {
+        "after": "not a cursor from this API"}
+
+
+def test_another_leads_payment_history_is_not_found_like_an_unknown_one(client, ann):
+    bob = Customer(client.application.test_client())
+    bob.login("BOB-1", "bob@example.com")
+    cursor = bob.get("/purchases/BOB-1").get_json()["payments_next"]
+    theirs, unknown = ann.get("/purchases/BOB-1/payments"), ann.get("/purchases/NOPE-9/payments")
+    assert theirs.status_code == unknown.status_code == 404 and theirs.get_json() == unknown.get_json()
+    assert cursor is None and ann.get("/purchases/BOB-1/payments?after=bogus").status_code == 404
+    assert ann.get("/purchases/SUB-1/payments?after=" + "A" * 81).status_code == 400
+
+
 def test_not_logged_in_gets_401(client, shop):
-    for path in ("/purchases", "/purchases/SUB-1/payment-methods", "/session"):
+    for path in ("/purchases", "/purchases/SUB-1/payment-methods", "/purchases/SUB-1/payments", "/session"):
         answer = client.get(API + path)
         assert answer.status_code == 401 and error(answer)["code"] == "not_logged_in"
 

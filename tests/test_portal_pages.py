@@ -241,17 +241,71 @@ def test_subscription_shows_payments_next_payment_and_what_is_still_charged(ann)
     assert "You will be charged $49.00 per month until you cancel." in sub
 
 
-def test_show_details_reveals_the_full_history_without_javascript(shop, ann):
-    for n in range(3, 7):
-        shop.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n))
+def test_show_details_pages_the_history_and_the_link_works_without_javascript(shop, ann):
+    for n in range(3, 13):  # 12 payments in all: PAY-1 (40 days ago), PAY-2 (10 days ago), PAY-X3..X12
+        shop.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n * 0.5))
     sub = section(text(ann.get(PORTAL + "/")), "SUB-1")
     summary_part, details_part = sub.split("<details>", 1)
     assert "<summary>" in details_part and "Show details" in details_part.split("</summary>")[0]
-    shown = set(re.findall(r"PAY-[A-Z0-9]+", summary_part))
-    history = set(re.findall(r"PAY-[A-Z0-9]+", details_part))
-    assert history == {"PAY-1", "PAY-2", "PAY-X3", "PAY-X4", "PAY-X5", "PAY-X6"}
-    assert len(shown) == 3 and shown < history
+    shown = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", summary_part)
+    history = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", details_part)
+    assert history == ["PAY-X12", "PAY-X11", "PAY-X10", "PAY-X9", "PAY-X8"]  # the latest page, newest first
+    assert shown == history[:3] and "Latest payments (12 in all)" in summary_part
     assert "Refundable until" in details_part and "Bill to" in details_part
+    assert "Showing the latest 5 of 12 payments." in visible(details_part)
+
+    # Without JavaScript, "Show more payments" is a plain link to the paged history: follow it to the end.
+    seen, link, pages = list(history), re.search(r'<a [^>]*href="([^"]+)"[^>]*data-sb-more', details_part), 0
+    assert link and "Show more payments" in details_part
+    url = unescape(link.group(1))
+    while url:
+        page = ann.get(url)
+        assert page.status_code == 200
+        html = text(page)
+        rows = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", html)
+        assert 0 < len(rows) <= 5
+        seen += rows
+        pages += 1
+        assert "Payment history" in html and "Order ID SUB-1" in visible(html)
+        assert len(controls(html, "Download invoice")) == len(rows)  # each row: its invoice, as on My Orders
+        assert 'href="' + PORTAL + '/payments/' + rows[0] + '/invoice.pdf"' in html
+        assert "Newest payments" in html and "Back to My Orders" in html
+        older = re.search(r'<a href="([^"]+)" data-sb-next>Older payments</a>', html)
+        url = unescape(older.group(1)) if older else None
+    assert pages == 2
+    assert seen == [f"PAY-X{n}" for n in range(12, 2, -1)] + ["PAY-2", "PAY-1"]  # each once, newest first
+    nav = re.search(r'<nav class="sb-pager".*?</nav>', html, flags=re.S).group(0)
+    assert "<form" not in nav and "csrf" not in nav  # plain GET links: nothing to post, no token to leak
+
+
+def test_the_paged_history_shows_credit_notes_and_refunds_as_my_orders_does(shop, ann):
+    for n in range(3, 9):
+        shop.payment("SUB-1", f"PAY-X{n}", days_ago(9 - n))
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/payments"))  # the first page: the latest 5
+    rows = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", page)
+    assert rows == ["PAY-X8", "PAY-X7", "PAY-X6", "PAY-X5", "PAY-X4"] and "Newest payments" not in page
+    older = unescape(re.search(r'<a href="([^"]+)" data-sb-next>Older payments</a>', page).group(1))
+    html = text(ann.get(older))
+    assert re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", html) == ["PAY-X3", "PAY-2", "PAY-1"]
+    refunds = re.findall(r'href="([^"]+)"[^>]*aria-label="Request refund"', html)
+    assert refunds == [PORTAL + "/payments/PAY-X3/refund", PORTAL + "/payments/PAY-2/refund"]  # PAY-1: too old
+    confirm = text(ann.get(refunds[1]))
+    ann.post(refunds[1], data={"csrf_token": csrf(confirm)})
+    html = text(ann.get(older))
+    assert len(controls(html, "Request refund")) == 1
+    assert re.search(r'aria-label="Download credit note CN-[^"]+"', html)  # the refund's credit note, on its row
+    assert "data-sb-next" not in html
+
+
+def test_the_paged_history_refuses_other_leads_orders_and_bad_cursors(ann):
+    theirs = ann.get(PORTAL + "/purchases/BOB-1/payments")
+    unknown = ann.get(PORTAL + "/purchases/NOPE-1/payments")
+    assert theirs.status_code == unknown.status_code == 404
+    assert visible(text(theirs)) == visible(text(unknown)) and "PAY-BOB" not in text(theirs)
+    for cursor in ("nope", "%00", "x" * 500, "MjAyNi0xMS0wMVQxMDowMDowMCswMDowMH4tMQ", "é"):
+        answer = ann.get(PORTAL + "/purchases/SUB-1/payments?after=" + cursor)
+        assert answer.status_code == 400, cursor
+        assert "not a cursor this API gave out" in visible(text(answer)) or "NUL" in visible(text(answer))
 
 
 def test_icons_follow_the_actions(ann, shop):

@@ -1,15 +1,18 @@
-"""My Orders costs the same number of SQL statements however many purchases and payments a lead has."""
+"""My Orders costs the same number of SQL statements however many purchases and payments a lead has,
+and reads the same rows however long each purchase's payment history is (it shows a page of it)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import event, select
+from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from plugin.db import db, utcnow
 from plugin.ledger.models import Lead
 from plugin.presenters import purchases_for_lead
 from plugin.workflows import service
+from tests.conftest import Customer
 
 
 @contextmanager
@@ -25,6 +28,25 @@ def counting_statements():
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def counting_rows(monkeypatch):
+    """Rows the app fetches from the database (every SELECT's result, whatever reads it), in ``found[0]``."""
+    found = [0]
+    for name in ("fetchone", "fetchmany", "fetchall"):
+        original = getattr(CursorFetchStrategy, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            rows = _original(self, *args, **kwargs)
+            found[0] += (rows is not None) if not isinstance(rows, list) else len(rows)
+            return rows
+
+        monkeypatch.setattr(CursorFetchStrategy, name, counted)
+    try:
+        yield found
+    finally:
+        monkeypatch.undo()
 
 
 def _lead_with(ledger, email: str, purchases: int, payments_each: int) -> None:
@@ -61,6 +83,44 @@ def test_statements_do_not_grow_with_purchases_or_payments(app, ledger):
     assert len(small_view) == 1 and len(big_view) == 30
     assert sum(len(p["payments"]) for p in big_view) == 150
     assert len(few) == len(many), (few, many)
+
+
+#: Rows My Orders may read per purchase shown, beyond a one-purchase lead's: the purchase and its price
+#: point, its card, its count of payments, its page of payments (5) and their invoices (5).
+ROWS_PER_PURCHASE = 13
+
+
+def test_my_orders_pages_cost_the_same_statements_and_rows_whatever_the_history_length(app, ledger, monkeypatch):
+    """1 purchase x 1 payment, 30 x 6 (one past the page) and 30 x 50: the same statements for each page,
+    and 30 x 50 reads exactly the rows 30 x 6 reads: rows grow with the purchases shown, never with the
+    payments of a purchase beyond its page."""
+    ledger.settings(enabled=True, portal="both")
+    ledger.price()
+    page = app.config["SELF_BILLING_PAYMENTS_PAGE_SIZE"]
+    leads = {"one": (1, 1), "mid": (30, page + 1), "many": (30, 50)}
+    for name, (purchases, payments_each) in leads.items():
+        _lead_with(ledger, f"{name}@example.com", purchases, payments_each)
+    cost: dict[str, dict[str, tuple[int, int]]] = {}
+    for name in leads:
+        customer = Customer(app.test_client())
+        assert customer.login(f"{name}-0", f"{name}@example.com").status_code == 200
+        cost[name] = {}
+        for what, path in (("json", "/billing/api/portal/purchases"), ("html", "/billing/portal/")):
+            customer.client.get(path)  # warm: the first request of a session may refresh it
+            with app.app_context(), counting_statements() as statements, counting_rows(monkeypatch) as rows:
+                answer = customer.client.get(path)
+            assert answer.status_code == 200
+            cost[name][what] = (len(statements), rows[0])
+        body = customer.client.get("/billing/api/portal/purchases").get_json()
+        assert all(len(p["payments"]) == min(page, leads[name][1]) for p in body["purchases"])
+        assert {p["payments_total"] for p in body["purchases"]} == {leads[name][1]}
+    for what in ("json", "html"):
+        (one_statements, one_rows), (mid_statements, mid_rows), (many_statements, many_rows) = (
+            cost[name][what] for name in ("one", "mid", "many"))
+        assert one_statements == mid_statements == many_statements, cost
+        assert many_rows == mid_rows, cost  # not one row more for 44 more payments per purchase
+        # 29 more purchases, and the one lead's purchase has 1 payment and invoice, not a page of them
+        assert many_rows - one_rows <= 29 * ROWS_PER_PURCHASE + 2 * (page - 1), cost
 
 
 #: What a customer's refund request that becomes a ticket may cost, the whole HTTP request included

@@ -148,6 +148,14 @@ def purchase(order_id: str):
     return jsonify(actions.present(actions.own_purchase(lead.id, order_id)))
 
 
+@bp.get("/purchases/<order_id>/payments")
+def payments(order_id: str):
+    """A page of the purchase's payments, newest first; ``after`` is the ``next`` of the page before."""
+    lead = require_lead()
+    _purchase, page = actions.payment_history(lead.id, order_id, request.args.get("after") or None)
+    return jsonify(page)
+
+
 @bp.post("/purchases/<order_id>/cancel")
 def cancel(order_id: str):
     lead = require_lead()

@@ -18,7 +18,7 @@ from ..ledger.service import charge_of
 from ..ledger.settings import get_settings
 from ..locking import lock_purchase
 from ..notifications import enqueue
-from ..presenters import purchase_to_dict
+from ..presenters import payment_history_page, purchase_to_dict
 from ..validation import free_text
 from ..workflows import policy
 from ..workflows.models import BillingRequest
@@ -42,7 +42,7 @@ from .ownership import (
 __all__ = [
     "CARD_NOT_FOUND", "ORDER_NOT_FOUND", "PAYMENT_NOT_FOUND", "add_card", "cancel_own_purchase", "cancel_purchase",
     "card_to_dict", "refund_own_payment",
-    "list_cards", "own_payment", "own_purchase", "present", "refund_payment",
+    "list_cards", "own_payment", "own_purchase", "payment_history", "present", "refund_payment",
     "remove_card", "require_cancel_offered", "require_refund_offered", "set_default_card",
     "update_billing_address",
 ]
@@ -51,6 +51,16 @@ __all__ = [
 def present(purchase: Purchase) -> dict[str, Any]:
     """The purchase as the customer's portal shows it."""
     return purchase_to_dict(purchase, for_customer=True)
+
+
+def payment_history(lead_id: int, order_id: str, after: str | None = None) -> tuple[Purchase, dict[str, Any]]:
+    """The lead's purchase and a page of its payments, newest first: ``{"payments", "next"}``.
+
+    ``after`` None is the latest page, else the ``next`` cursor of the page before; a cursor that is
+    not ours is InvalidInput (400 ``bad_cursor``). Another lead's order is NotFound, like elsewhere.
+    """
+    purchase = own_purchase(lead_id, order_id)
+    return purchase, payment_history_page(purchase, after)
 
 
 # -- cancellation and refund ----------------------------------------------------------------

@@ -32,7 +32,7 @@ def _locale() -> str:
     return current_app.config.get("SELF_BILLING_LOCALE", "en_US")
 
 
-# A page may show thousands of payments with a handful of distinct amounts: format each once.
+# A page shows many payments with a handful of distinct amounts: format each once.
 @lru_cache(maxsize=4096)
 def _money_text(amount: str, currency: str, locale: str) -> str:
     return format_money(to_cents(amount), currency, locale)
@@ -57,8 +57,17 @@ def money(amount: str | None, currency: str) -> str:
 
 
 def date(value: str | datetime | None, style: str = "medium") -> str:
+    if isinstance(value, str):
+        return _date_text(value, style, _locale())
     moment = parse_time(value)
     return format_date(moment, format=style, locale=_babel_locale(_locale())) if moment else ""
+
+
+# The same dates come back on a page (a payment's row in the list and in the details, its refund
+# window): format each ISO string once, as amounts are.
+@lru_cache(maxsize=4096)
+def _date_text(value: str, style: str, locale: str) -> str:
+    return format_date(parse_time(value), format=style, locale=_babel_locale(locale))
 
 
 def datetime_(value: str | datetime | None) -> str:
