@@ -10,7 +10,8 @@ bare Flask endpoint of the same app in the same run:
 
 Requests go through Flask's test client (the whole WSGI stack, no sockets), so the
 ratio to the bare endpoint is the cost of the work itself. The heavy lead has 30
-purchases and 1,500 payments.
+purchases and 1,500 payments; beside it, a light lead (one purchase, the fewest payments)
+and healthz, and the last lines give My Orders heavy/light and against healthz.
 """
 from __future__ import annotations
 
@@ -104,6 +105,7 @@ def main() -> None:
         heavy_payments = db.session.execute(
             select(Payment.payment_id).join(Purchase).where(Purchase.lead_id == 1).order_by(Payment.id).limit(200)
         ).scalars().all()
+        light = _light_lead()
         db.session.remove()
 
     prefix = app.config["SELF_BILLING_URL_PREFIX"].rstrip("/")
@@ -111,6 +113,8 @@ def main() -> None:
     login = {"order_id": scale_data.HEAVY_ORDER, "email": scale_data.HEAVY_EMAIL}
     csrf = _expect(customer.post(f"{prefix}/api/portal/login", json=login)).get_json()["csrf_token"]
     del csrf
+    light_client = app.test_client()
+    _expect(light_client.post(f"{prefix}/api/portal/login", json={"order_id": light[0], "email": light[1]}))
     agent = app.test_client()
     agent_headers = {"Authorization": f"Bearer {AGENT_TOKEN}"}
     invoices = iter(heavy_payments)
@@ -122,6 +126,10 @@ def main() -> None:
         ("My Orders JSON (30 purchases, 1,500 payments)",
          lambda: _expect(customer.get(f"{prefix}/api/portal/purchases")), args.repeat),
         ("My Orders HTML (same lead)", lambda: _expect(customer.get(f"{prefix}/portal/")), args.repeat),
+        (f"My Orders JSON (light lead, {light[2]} payment{'s' if light[2] != 1 else ''})",
+         lambda: _expect(light_client.get(f"{prefix}/api/portal/purchases")), args.repeat),
+        ("My Orders HTML (light lead)", lambda: _expect(light_client.get(f"{prefix}/portal/")), args.repeat),
+        ("healthz", lambda: _expect(customer.get(f"{prefix}/healthz")), args.repeat),
         ("agent queue (open, Billing, first page)",
          lambda: _expect(agent.get(f"{prefix}/api/agent/tickets?status=open&department=Billing",
                                    headers=agent_headers)), args.repeat),
@@ -150,6 +158,26 @@ def main() -> None:
     for name, median, p95 in results:
         print(f"| {name:48} | {median:9.2f} | {p95:8.2f} | {1000 / median:8.0f} | {median / bare_ms:7.1f} |")
     print(f"| {'worker: emails sent per second (aiosmtpd)':48} | {'':9} | {'':8} | {mail_rate:8.0f} | {'':7} |")
+    medians = {name.split(" (")[0] + (" light" if "light" in name else ""): median for name, median, _ in results}
+    for kind in ("JSON", "HTML"):
+        heavy, light_ms = medians[f"My Orders {kind}"], medians[f"My Orders {kind} light"]
+        healthz = medians["healthz"]
+        print(f"My Orders {kind}: heavy/light {heavy / light_ms:.1f}x, heavy {heavy / healthz:.1f}x healthz, "
+              f"light {light_ms / healthz:.1f}x healthz")
+
+
+def _light_lead() -> tuple[str, str, int]:
+    """(order id, email, payments) of a lead with one purchase and the fewest payments: the light lead."""
+    from plugin.ledger.models import Lead, Payment, Purchase
+
+    single = select(Purchase.lead_id).group_by(Purchase.lead_id).having(func.count() == 1).subquery()
+    order_id, email, payments = db.session.execute(
+        select(Purchase.order_id, Lead.email, func.count(Payment.id))
+        .join(single, single.c.lead_id == Purchase.lead_id).join(Lead, Lead.id == Purchase.lead_id)
+        .join(Payment, Payment.purchase_id == Purchase.id)
+        .group_by(Purchase.order_id, Lead.email).order_by(func.count(Payment.id), Purchase.order_id).limit(1)
+    ).one()
+    return order_id, email, payments
 
 
 def db_name(url: str) -> str:

@@ -12,7 +12,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import insert, text
+from sqlalchemy import delete, insert, text
 
 from plugin.db import db
 from plugin.ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
@@ -53,6 +53,7 @@ def build(leads: int = 100_000, payments: int = 1_000_000, tickets: int = 100_00
     """Fill an empty schema. Returns row counts."""
     rng = random.Random(seed)
     now = datetime.now(timezone.utc).replace(microsecond=0)
+    db.session.execute(delete(Settings))  # init_db made the defaults' row; the bench's own replaces it
     db.session.execute(insert(Settings), [{"id": 1, "enabled": True, "portal": "both",
                                           "cancellation_mode": "request", "refund_mode": "request",
                                           "department": "Billing", "updated_at": now}])
