@@ -56,9 +56,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Only the plugin's own tables are compared; a host's tables are none of our business."""
+    """Only the plugin's own tables are compared; a host's tables are none of our business. The
+    PostgreSQL-only trigram search indexes (``*_trgm``, made by their migration) are not in the models."""
     if type_ == "table":
         return bool(name) and name.startswith("sb_") and name != VERSION_TABLE
+    if type_ == "index":
+        return not (name or "").endswith("_trgm")
     return True
 
 

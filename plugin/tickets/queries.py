@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal_column, or_, select
 
 from ..db import db
 from ..ledger.models import Lead, Purchase
@@ -74,13 +74,14 @@ def _leads_containing(needle: str, limit: int) -> list[Lead]:
     """Leads whose email or name contains ``needle``, first ``limit`` by email."""
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    full_name = func.lower(Lead.first_name + " " + Lead.last_name)
+    # The full name holds both names, so one condition covers either; on PostgreSQL both expressions
+    # have trigram indexes (migration *_trigram_lead_search_on_postgresql), elsewhere this scans.
+    # The space is a literal, not a bound parameter, so the expression is the index's own.
+    full_name = func.lower(Lead.first_name + literal_column("' '") + Lead.last_name)
     return list(db.session.execute(
         select(Lead)
         .where(or_(
             Lead.email_normalized.like(pattern, escape="\\"),
-            func.lower(Lead.first_name).like(pattern, escape="\\"),
-            func.lower(Lead.last_name).like(pattern, escape="\\"),
             full_name.like(pattern, escape="\\"),
         ))
         .order_by(Lead.email_normalized)
