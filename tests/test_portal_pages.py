@@ -308,6 +308,18 @@ def test_the_paged_history_refuses_other_leads_orders_and_bad_cursors(ann):
         assert "not a cursor this API gave out" in visible(text(answer)) or "NUL" in visible(text(answer))
 
 
+def test_the_paged_history_stays_inside_the_helpdesk_tab(make_app):
+    app = host_app(make_app)
+    for n in range(3, 10):
+        Ledger(app).payment("SUB-1", f"PAY-X{n}", days_ago(9 - n))
+    client = app.test_client()
+    login(client, base=TAB)
+    link = re.search(r'<a [^>]*href="([^"]+)"[^>]*data-sb-more', text(client.get(TAB + "/")))
+    assert unescape(link.group(1)).startswith(TAB + "/purchases/SUB-1/payments?after=")
+    page = text(client.get(unescape(link.group(1))))
+    assert '<nav id="host-nav">' in page and "PAY-1" in page
+
+
 def test_icons_follow_the_actions(ann, shop):
     html = text(ann.get(PORTAL + "/"))
     sub, book = section(html, "SUB-1"), section(html, "BOOK-1")
