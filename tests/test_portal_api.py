@@ -334,6 +334,18 @@ def test_failed_logins_per_address_are_limited(make_app):
     assert other_address.status_code == 200
 
 
+def test_the_order_id_logs_in_in_any_letter_case_and_counts_as_no_failure(make_app):
+    app = make_app(SELF_BILLING_LOGIN_LIMIT_PER_EMAIL="2 per 15 minutes")
+    from tests.conftest import Ledger
+
+    stock(Ledger(app))
+    client = app.test_client()
+    for typed in ("sub-1", "Sub-1", " SUB-1 ", "bOoK-1"):  # four logins, more than the two failures allowed
+        answer = client.post(f"{API}/login", json={"order_id": typed, "email": "ann@example.com"})
+        assert answer.status_code == 200, (typed, answer.get_json())
+    assert client.post(f"{API}/login", json={"order_id": "bob-1", "email": "ann@example.com"}).status_code == 401
+
+
 def test_successful_logins_do_not_count(make_app):
     app = make_app(SELF_BILLING_LOGIN_LIMIT_PER_EMAIL="2 per 15 minutes")
     from tests.conftest import Ledger

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from ..db import db
 from ..errors import InvalidInput, NotLoggedIn
@@ -58,14 +58,28 @@ def parse_login(data: object) -> LoginIn:
         raise InvalidInput(message, code="invalid", fields=fields) from None
 
 
+def purchase_for_login(order_id: str, email: str) -> tuple[Purchase, Lead] | None:
+    """The purchase a customer names by its Order ID and their email, with its lead; None if they do not match.
+
+    The Order ID matches in any letter case (people retype what an email showed them, "demo-1001" for
+    "DEMO-1001"); an exact match wins where a merchant has two IDs differing in case only. The email
+    is found through its unique index and only that lead's orders are compared, so no index on the
+    upper-cased ID is needed.
+    """
+    given = order_id.strip()
+    row = db.session.execute(
+        select(Purchase, Lead).join(Lead, Lead.id == Purchase.lead_id)
+        .where(Lead.email_normalized == Lead.normalize_email(email), func.upper(Purchase.order_id) == given.upper())
+        .order_by(case((Purchase.order_id == given, 0), else_=1))
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def authenticate(order_id: str, email: str) -> Lead:
-    """The lead owning order ``order_id`` whose email is ``email``; NotLoggedIn (401) otherwise."""
-    normalized = Lead.normalize_email(email)
-    lead = db.session.execute(
-        select(Lead)
-        .join(Purchase, Purchase.lead_id == Lead.id)
-        .where(Purchase.order_id == order_id.strip(), Lead.email_normalized == normalized)
-    ).scalar_one_or_none()
-    if lead is None:
+    """The lead owning order ``order_id`` (in any letter case) whose email is ``email``; NotLoggedIn (401)
+    otherwise."""
+    found = purchase_for_login(order_id, email)
+    if found is None:
         raise NotLoggedIn(WRONG_PAIR_MESSAGE, code="login_failed")
-    return lead
+    return found[1]

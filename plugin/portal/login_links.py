@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import Base, UTCDateTime, db, utcnow
 from ..ledger.models import Lead, Purchase
 from ..notifications import enqueue
+from .login import purchase_for_login
 from ..tokens import digest, new_token
 
 #: What every "send me a link" answer says, matching pair or not.
@@ -59,12 +60,10 @@ def send_login_link(order_id: str, email: str, link_for: Callable[[str], str]) -
 
     ``link_for(token)`` is the absolute URL of the link's page. The caller answers the same either way.
     """
-    purchase = db.session.execute(
-        select(Purchase).join(Lead, Lead.id == Purchase.lead_id)
-        .where(Purchase.order_id == order_id.strip(), Lead.email_normalized == Lead.normalize_email(email))
-    ).scalar_one_or_none()
-    if purchase is None:
+    found = purchase_for_login(order_id, email)
+    if found is None:
         return
+    purchase = found[0]
     token = new_token()
     now = utcnow()
     minutes = link_minutes()
