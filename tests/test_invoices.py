@@ -254,7 +254,7 @@ def test_one_time_purchase_in_another_locale_and_currency(make_app, tmp_path):
     assert "Lifetime License" in text and "Subscription period" not in text
     assert "1.234,50 €" in text
     assert "05.10.2026" in text
-    assert "Berlin 10115 Deutschland" in text
+    assert "10115 Berlin Deutschland" in text  # the German order: postal code first
 
 
 def test_bill_to_is_the_address_of_that_payment(shop_app, shop, customer):

@@ -459,6 +459,18 @@ def test_address_form_notes_future_invoices_and_confirms(client, ann):
     assert "Germany" in visible(section(text(ann.get(PORTAL + "/")), "SUB-1"))
 
 
+def test_the_country_list_holds_real_countries_sorted_by_name(ann):
+    page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
+    options = re.findall(r'<option[^>]*value="([A-Z]{2})"[^>]*>([^<]+)</option>', page)
+    names = [unescape(name) for _code, name in options]
+    for grouping in ("European Union", "United Nations", "Pseudo-Accents", "Pseudo-Bidi", "Unknown Region",
+                     "Eurozone", "Outlying Oceania"):
+        assert grouping not in names
+    assert len(options) == 250
+    assert names.index("Åland Islands") == names.index("Afghanistan") + 1  # among the A's, not after Zimbabwe
+    assert names.index("Côte d’Ivoire") < names.index("Croatia")
+
+
 def test_a_business_adds_its_vat_id_with_the_address_form(client, ann):
     page = text(ann.get(PORTAL + "/purchases/SUB-1/address"))
     assert "VAT ID (optional, for businesses)" in visible(page)

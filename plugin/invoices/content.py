@@ -156,19 +156,22 @@ def _date(value: datetime | str | None, locale: str) -> str:
     return format_date(value.date(), format="medium", locale=locale) if value else ""
 
 
-def _bill_to(snapshot: dict[str, Any] | None, locale: str) -> dict[str, Any]:
-    """The payment's bill-to snapshot as display lines (every value is text, escaped by the template)."""
-    snapshot = snapshot or {}
+def _bill_to(content: dict[str, Any], locale: str) -> dict[str, Any]:
+    """The document's bill-to as display lines: as laid out when it was issued (``bill_to_lines``, the
+    country's postal format), or, for documents issued before that, the layout they were issued with."""
+    snapshot = content.get("bill_to") or {}
 
     def field(name: str) -> str:
         return str(snapshot.get(name) or "").strip()
 
-    city_line = ", ".join(part for part in (field("city"), field("region")) if part)
-    city_line = " ".join(part for part in (city_line, field("postal_code")) if part)
-    code = field("country")
-    country = Locale.parse(locale).territories.get(code.upper(), code) if code else ""
-    lines = [field("line1"), field("line2"), city_line, country]
-    return {"name": field("name"), "lines": [line for line in lines if line], "vat_id": field("vat_id")}
+    lines = content.get("bill_to_lines")
+    if lines is None:  # issued before addresses were laid out per country: their own old layout
+        city_line = ", ".join(part for part in (field("city"), field("region")) if part)
+        city_line = " ".join(part for part in (city_line, field("postal_code")) if part)
+        code = field("country")
+        country = Locale.parse(locale).territories.get(code.upper(), code) if code else ""
+        lines = [line for line in (field("line1"), field("line2"), city_line, country) if line]
+    return {"name": field("name"), "lines": [str(line) for line in lines], "vat_id": field("vat_id")}
 
 
 def _percent(rate: str, locale: str) -> str:
@@ -242,7 +245,7 @@ def _common(content: dict[str, Any], locale: str) -> dict[str, Any]:
         "payment_id": content["payment_id"],
         "issue_date": _date(content.get("issued_at"), locale),
         "merchant": {**(content.get("seller") or {}), "logo": logo},
-        "bill_to": _bill_to(content.get("bill_to"), locale),
+        "bill_to": _bill_to(content, locale),
         "currency": content["currency"],
         "locale": locale,
     }

@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from ..addresses import address_lines
 from ..db import db, utcnow
 from ..ledger.models import Payment, Purchase, Refund
 from ..ledger.settings import get_settings, seller_profile
@@ -53,15 +54,17 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
     rule = TaxRule.from_dict(purchase.price_point.tax)
     reverse = rule is not None and reverse_charge_applies(settings.reverse_charge, seller["country"], bill_to)
     tax = split(payment.amount_cents, rule, reverse)  # one line, so rounded once for the document
+    locale = current_app.config.get("SELF_BILLING_LOCALE") or "en_US"
     content = {
         "number": number,
         "order_id": purchase.order_id,
         "payment_id": payment.payment_id,
         "issued_at": iso_utc(issued_at),
         "paid_at": iso_utc(payment.paid_at),
-        "locale": current_app.config.get("SELF_BILLING_LOCALE") or "en_US",
+        "locale": locale,
         "seller": seller,
         "bill_to": bill_to,
+        "bill_to_lines": address_lines(bill_to, locale),  # laid out once, as issued
         "currency": payment.currency,
         "lines": [{
             "description": purchase.product,
@@ -108,6 +111,8 @@ def issue_credit_note(refund: Refund, payment: Payment, purchase: Purchase, reas
         "locale": invoice.content.get("locale") or current_app.config.get("SELF_BILLING_LOCALE") or "en_US",
         "seller": seller_block(),
         "bill_to": invoice.content.get("bill_to") or {},
+        "bill_to_lines": invoice.content.get("bill_to_lines")
+        or address_lines(invoice.content.get("bill_to"), invoice.content.get("locale") or "en_US"),
         "currency": refund.currency,
         "description": purchase.product,
         "amount_cents": refund.amount_cents,

@@ -20,7 +20,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from babel import Locale
 from babel.numbers import list_currencies
 from pydantic import (
     AfterValidator,
@@ -36,6 +35,7 @@ from pydantic import (
     field_validator,
 )
 
+from ..addresses import country_codes
 from ..validation import (
     ID_PATTERN,
     AmountStr,
@@ -62,16 +62,6 @@ def _currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-#: CLDR regions that are not ISO 3166-1 countries (groupings, reserved and pseudo codes, ``ZZ`` unknown).
-_NOT_COUNTRIES = frozenset({"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "QO", "TA", "UN", "XA", "XB", "ZZ"})
-
-
-@lru_cache(maxsize=1)
-def _countries() -> frozenset[str]:
-    codes = {code for code in Locale("en").territories if len(code) == 2 and code.isalpha()}
-    return frozenset(codes - _NOT_COUNTRIES)
-
-
 def _aware_type(value: Any) -> Any:
     if isinstance(value, str) and value.strip() and not re.search(r"(Z|z|[+-]\d\d:?\d\d)$", value.strip()):
         raise ValueError('must be an ISO 8601 time with an offset, e.g. "2026-11-26T10:00:00Z"')
@@ -87,7 +77,7 @@ def _currency(value: str) -> str:
 
 def _country(value: str) -> str:
     value = value.upper()
-    if value not in _countries():
+    if value not in country_codes():
         raise ValueError("must be an ISO 3166 two-letter country code, e.g. US")
     return value
 

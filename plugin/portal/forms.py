@@ -12,15 +12,14 @@ holds what the rule answered when it passed.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from babel import Locale
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from ..errors import BillingError
+from ..addresses import country_choices
 from ..ledger.schemas import Address
 from ..validation import free_text, validate
 from .login import parse_login
@@ -81,14 +80,6 @@ class ReasonForm(SchemaForm):
 
     def check(self, data: dict[str, str]) -> str:
         return free_text(data["reason"], "reason")
-
-
-@lru_cache(maxsize=4)
-def country_choices(locale: str = "en_US") -> tuple[tuple[str, str], ...]:
-    """(code, name) of every ISO 3166 country Babel knows, sorted by name."""
-    territories = Locale.parse(locale).territories
-    codes = [code for code in territories if len(code) == 2 and code.isalpha()]
-    return tuple(sorted(((code, territories[code]) for code in codes), key=lambda item: item[1]))
 
 
 class AddressForm(SchemaForm):
