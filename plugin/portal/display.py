@@ -14,6 +14,7 @@ from babel import Locale
 from babel.dates import format_date, format_datetime
 from flask import current_app
 
+from ..addresses import address_lines, country_name
 from ..money import format_money, to_cents
 
 _INTERVALS = {"day": ("day", "days"), "week": ("week", "weeks"), "month": ("month", "months"), "year": ("year", "years")}
@@ -113,12 +114,16 @@ FILTERS = {
 
 def country(code: str | None) -> str:
     """An ISO 3166 code as the country's name in the configured locale."""
-    if not code:
-        return ""
-    return Locale.parse(_locale()).territories.get(code.upper(), code)
+    return country_name(code or "", _locale())
+
+
+def address(value: dict | None) -> list[str]:
+    """A bill-to address's lines after the name, as its country writes them (:mod:`plugin.addresses`)."""
+    return address_lines(value, _locale())
 
 
 FILTERS["sb_country"] = country
+FILTERS["sb_address_lines"] = address
 
 
 def cents(amount_cents: int | None, currency: str) -> str:
