@@ -36,22 +36,15 @@ from ..ledger.models import Lead, Purchase
 from ..presenters import purchase_to_dict
 from ..templating import TEMPLATE_FOLDER
 from ..validation import is_row_id, validate
-from . import actions, present, queries, service
+from . import actions, present, queries, service, wording
 from .forms import EventForm, ManualCancelForm, ManualRefundForm, ReplyForm
 from .present import agent_credit_note_url, agent_invoice_url
 from .schemas import MAX_QUERY_CHARS, CancelIn, EventIn, RefundIn
+from .ticket_page import AMOUNT_SLOT, cancel_question, refund_question, ticket_page
 
 bp = Blueprint("self_billing_desk", __name__, template_folder=TEMPLATE_FOLDER)
 
 PAGE_SIZE = 50
-EVENT_LABELS = {
-    "cancel_now": "Cancel now",
-    "cancel_at_period_end": "Cancel at the end of the paid period",
-    "refund_full": "Refund in full",
-    "refund_partial": "Refund part",
-    "decline": "Decline",
-    "fail": "Mark as failed",
-}
 #: Session key of the one-line notice shown after a form's redirect. The desk keeps its own
 #: instead of Flask's flash(), so a host layout that renders flashes does not show it twice.
 NOTICE_KEY = "self_billing_desk_notice"
@@ -78,20 +71,19 @@ def _signed_in_agent() -> Any:
                    message=actions.NO_AGENT_MESSAGE)
 
 
-@bp.app_template_filter("sb_when")
-def _when(value: str | None) -> str:
-    """An ISO 8601 UTC time as agents read it: ``2026-11-26 10:00 UTC``."""
-    if not value:
-        return ""
-    return value[:16].replace("T", " ") + " UTC" if len(value) >= 16 else value
-
-
 @bp.context_processor
 def _desk_context() -> dict[str, Any]:
     state = current_app.extensions["self_billing"]
     return {
         "base_template": state.base_template,
-        "event_labels": EVENT_LABELS,
+        # The words for codes (wording.say(code, kind)), amounts and times, for every desk page.
+        "say": wording.say,
+        "money": wording.money,
+        "when": wording.when,
+        "day": wording.day,
+        "amount_slot": AMOUNT_SLOT,
+        "cancel_question": cancel_question,
+        "refund_question": refund_question,
         "agent_email": actions.current_agent(),
         "invoice_url": agent_invoice_url,
         "credit_note_url": agent_credit_note_url,
@@ -146,13 +138,15 @@ def queue() -> Response:
 
 
 def _ticket_page(ticket_id: int, status: int = 200, error: str | None = None,
-                 event_form: EventForm | None = None, reply_form: ReplyForm | None = None) -> Response:
-    ticket = service.get_ticket(ticket_id)
-    detail = present.ticket_detail(ticket)
+                 event_form: EventForm | None = None, reply_form: ReplyForm | None = None,
+                 field_error: str | None = None) -> Response:
+    """The ticket's page; ``field_error`` also marks the partial refund's amount field as invalid."""
     return _render(
         "self_billing/desk/ticket.html", status,
-        ticket=detail,
+        ticket=ticket_page(service.get_ticket(ticket_id)),
         error=error,
+        field_error=field_error,
+        failed_event=(event_form.event.data if event_form is not None and error else None),
         event_form=event_form or EventForm(formdata=None),
         reply_form=reply_form or ReplyForm(formdata=None),
     )
@@ -186,14 +180,16 @@ def ticket_event(ticket_id: int) -> Response:
         data = validate(EventIn, {"event": event, "message": form.message.data,
                                   "amount": form.amount.data if event == "refund_partial" else None})
     except BillingError as err:
-        return _ticket_page(ticket_id, err.status, _form_problem(err, form, {"event": CHOOSE_EVENT}),
-                            event_form=form)
+        problem = _form_problem(err, form, {"event": CHOOSE_EVENT})
+        return _ticket_page(ticket_id, err.status, problem, event_form=form,
+                            field_error=problem if "amount" in (err.fields or {}) else None)
     try:
         actions.apply_ticket_event(ticket_id, actions.require_agent(), data.event, data.amount_cents,
                                    data.message or None)
     except BillingError as err:
-        return _ticket_page(ticket_id, err.status, err.message, event_form=form)
-    _notice(f"Done: {EVENT_LABELS.get(event, event)}.")
+        return _ticket_page(ticket_id, err.status, err.message, event_form=form,
+                            field_error=err.message if "amount" in (err.fields or {}) else None)
+    _notice(f"Done: {wording.say(event, 'done')} The customer was emailed.")
     return redirect(url_for(".ticket", ticket_id=ticket_id))
 
 
