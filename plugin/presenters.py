@@ -117,8 +117,8 @@ def _payment_dicts(
     payment_dicts = []
     for payment in payments:
         issued = documents.get(payment.id, {})
-        can_refund = policy.can_refund(purchase, payment, settings, now,
-                                       request_open=open_slot("refund", purchase.id, payment.id) in open_slots)
+        refund_open = open_slot("refund", purchase.id, payment.id) in open_slots
+        can_refund = policy.can_refund(purchase, payment, settings, now, request_open=refund_open)
         payment_dicts.append({
             "payment_id": payment.payment_id,
             "amount": format_amount(payment.amount_cents),
@@ -136,6 +136,7 @@ def _payment_dicts(
                  "issued_at": iso_utc(n.issued_at), "url": note_url(n.number)}
                 for n in issued.get("notes", [])
             ],
+            "refund_requested": refund_open,
             "actions": {"refund": can_refund, "invoice": True},
         })
     return payment_dicts

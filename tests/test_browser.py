@@ -108,16 +108,17 @@ def unfocusable_controls(page) -> list[str]:
 
 
 def show_details(page, base_url: str, order_id: str = "SUB-1"):
-    """Log in as Ann with ``order_id`` and open its "Show details"; the purchase's module and its history table."""
+    """Log in as Ann with ``order_id`` and open its "Show details"; the purchase's module and the table of its
+    earlier payments (those the card does not show already)."""
     page.goto(base_url + "/billing/portal/")
     page.get_by_label("Order ID").fill(order_id)
     page.get_by_label("Email address").fill("ann@example.com")
     page.get_by_role("button", name="Log in").click()
     module = page.locator(f'section[data-order-id="{order_id}"]')
     module.get_by_text("Show details").click()
-    history = module.get_by_role("table", name="Full payment history")
-    history.wait_for(state="visible")
-    return module, history
+    module.get_by_text("Hide details").wait_for(state="visible")  # the summary says what it does now
+    assert not module.get_by_text("Show details").is_visible()
+    return module, module.get_by_role("table", name="Earlier payments")
 
 
 def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
@@ -162,11 +163,13 @@ def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
 
     # -- show details
     sub = page.locator('section[data-order-id="SUB-1"]')
-    history = sub.get_by_role("table", name="Full payment history")
-    assert not history.is_visible()
+    assert sub.get_by_role("table", name="Past payments").get_by_role("row").count() == 3  # header + 2 payments
+    assert not sub.get_by_text("Bill to").is_visible()
     sub.get_by_text("Show details").click()
-    history.wait_for(state="visible")
-    assert history.get_by_role("row").count() == 3  # header + 2 payments
+    sub.get_by_text("Bill to").wait_for(state="visible")
+    assert sub.get_by_role("table", name="Earlier payments").count() == 0  # the two are not shown again
+    sub.get_by_text("Hide details").click()
+    sub.get_by_text("Show details").wait_for(state="visible")
 
     # -- request a refund (with confirmation)
     sub.get_by_role("link", name="Request refund").first.click()
@@ -247,20 +250,22 @@ def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
         page = context.new_page()
         sub, history = show_details(page, url)
         rows = history.locator("tbody tr")
-        assert rows.count() == 5
+        assert rows.count() == 2  # the latest page is 5: three on the card, two here
         assert sub.get_by_role("link", name="Show more payments").count() == 0  # the script made it a button
         more = sub.get_by_role("button", name="Show more payments")
         more.click()
         history.get_by_text("PAY-X3").wait_for()
-        assert rows.count() == 10
+        assert rows.count() == 7
         assert sub.get_by_text("Showing the latest 10 of 12 payments.").is_visible()
         more.click()
         history.get_by_text("PAY-1", exact=True).wait_for()
-        assert rows.count() == 12 and more.count() == 0  # the last page: no button left
-        ids = [rows.nth(i).locator('td[data-label="Payment ID"]').inner_text() for i in range(12)]
-        assert ids == [f"PAY-X{n}" for n in range(12, 2, -1)] + ["PAY-2", "PAY-1"]
-        assert rows.nth(11).get_by_role("link", name="Download invoice").is_visible()
-        assert rows.nth(10).get_by_role("link", name="Request refund").is_visible()  # PAY-2, inside the window
+        assert rows.count() == 9 and more.count() == 0  # the last page: no button left
+        assert sub.get_by_text("Showing the latest 12 of 12 payments.").is_visible()
+        ids = [rows.nth(i).locator('td[data-label="Payment ID"]').inner_text() for i in range(9)]
+        assert ids == [f"PAY-X{n}" for n in range(9, 2, -1)] + ["PAY-2", "PAY-1"]
+        assert rows.nth(8).get_by_role("link", name="Download invoice").is_visible()
+        assert rows.nth(7).get_by_role("link", name="Request refund").is_visible()  # PAY-2, inside the window
+        assert rows.nth(8).locator('td[data-label="Refundable until"]').inner_text() == "Ended"  # PAY-1
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert unfocusable_controls(page) == []
         context.close()

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from jinja2 import ChoiceLoader, DictLoader
+from sqlalchemy import select
 
 from plugin import SelfBilling
+from plugin.db import db
 from tests.conftest import Ledger
 from tests.test_portal_api import admin_order, card_token, days_ago, stock
 
@@ -231,7 +233,7 @@ def test_one_time_purchase_is_a_single_line_without_upcoming_payments(ann):
     assert "$19.00" in book
     assert not controls(book, "Cancel subscription")
     assert not controls(book, "Update billing address") and not controls(book, "Update credit card")
-    assert len(controls(book, "Download invoice")) == 2  # the line, and the same line in the details
+    assert len(controls(book, "Download invoice")) == 1  # the line; "Show details" does not repeat it
 
 
 def test_subscription_shows_payments_next_payment_and_what_is_still_charged(ann):
@@ -248,10 +250,13 @@ def test_show_details_pages_the_history_and_the_link_works_without_javascript(sh
     summary_part, details_part = sub.split("<details>", 1)
     assert "<summary>" in details_part and "Show details" in details_part.split("</summary>")[0]
     shown = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", summary_part)
-    history = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", details_part)
-    assert history == ["PAY-X12", "PAY-X11", "PAY-X10", "PAY-X9", "PAY-X8"]  # the latest page, newest first
-    assert shown == history[:3] and "Latest payments (12 in all)" in summary_part
+    earlier = re.findall(r"<td data-label=\"Payment ID\">([^<]+)<", details_part)
+    # the latest page, newest first: three on the card, the rest of the page in the details, none twice
+    assert shown == ["PAY-X12", "PAY-X11", "PAY-X10"] and earlier == ["PAY-X9", "PAY-X8"]
+    history = shown + earlier
+    assert "Latest payments (12 in all)" in summary_part and "Earlier payments" in details_part
     assert "Refundable until" in details_part and "Bill to" in details_part
+    assert "Hide details" in details_part.split("</summary>")[0]  # the open state's words
     assert "Showing the latest 5 of 12 payments." in visible(details_part)
 
     # Without JavaScript, "Show more payments" is a plain link to the paged history: follow it to the end.
@@ -325,10 +330,10 @@ def test_icons_follow_the_actions(ann, shop):
     sub, book = section(html, "SUB-1"), section(html, "BOOK-1")
     assert len(controls(sub, "Cancel subscription")) == 1
     assert len(controls(sub, "Update billing address")) == 1 and len(controls(sub, "Update credit card")) == 1
-    # PAY-2 (10 days ago) is within the 30-day window, PAY-1 (40 days ago) is not; each shows twice (list, details)
+    # PAY-2 (10 days ago) is within the 30-day window, PAY-1 (40 days ago) is not; each row shows once
     refund_links = re.findall(r'href="([^"]+)"[^>]*aria-label="Request refund"', sub)
     assert set(refund_links) == {PORTAL + "/payments/PAY-2/refund"}
-    assert len(controls(book, "Request refund")) == 2
+    assert len(controls(book, "Request refund")) == 1
     invoice_links = re.findall(r'href="([^"]+)"[^>]*aria-label="Download invoice"', sub)
     assert "/billing/portal/payments/PAY-1/invoice.pdf" in invoice_links
 
@@ -384,6 +389,47 @@ def test_cancel_asks_for_confirmation_then_says_what_happened(client, ann):
     assert "Your subscription to Pro Plan is cancelled. You will not be charged again." in orders
     assert admin_order(client, "SUB-1")["status"] == "cancelled"
     assert "Your subscription to Pro Plan is cancelled." not in visible(text(ann.get(PORTAL + "/")))  # shown once
+
+
+def test_an_automatic_delayed_cancellation_is_not_shown_as_waiting_for_a_person(client, ledger):
+    stock(ledger)
+    ledger.order("TEAM-1", price_point="pro-delayed", purchased_at=days_ago(5))
+    ledger.payment("TEAM-1", "PAY-T1", days_ago(5))
+    login(client)
+    html = text(client.get(PORTAL + "/purchases/TEAM-1/cancel"))
+    client.post(PORTAL + "/purchases/TEAM-1/cancel", data={"csrf_token": csrf(html)})
+    team = visible(section(text(client.get(PORTAL + "/")), "TEAM-1"))
+    assert "Cancels on" in team
+    assert "billing team" not in team and "being processed" not in team  # done by itself, no ticket
+    assert "Cancellation scheduled." in team  # in the details' request list
+
+
+def test_an_open_refund_request_shows_on_its_payment_row_and_words_match_the_documents(client, ledger):
+    stock(ledger, refunds="request")
+    login(client)
+    html = text(client.get(PORTAL + "/payments/PAY-2/refund"))
+    client.post(PORTAL + "/payments/PAY-2/refund", data={"csrf_token": csrf(html)})
+    sub = section(text(client.get(PORTAL + "/")), "SUB-1")
+    row = re.search(r"<tr>(?:(?!</tr>).)*PAY-2(?:(?!</tr>).)*</tr>", sub, flags=re.S).group(0)
+    assert "Refund requested" in visible(row) and "Paid" in visible(row)
+    other = re.search(r"<tr>(?:(?!</tr>).)*PAY-1(?:(?!</tr>).)*</tr>", sub, flags=re.S).group(0)
+    assert "Refund requested" not in visible(other)
+    assert "Ended" in visible(other)  # PAY-1's refund window is over: no past date offered as a deadline
+    assert "is with our billing team" in visible(sub)
+
+
+def test_a_partial_refund_reads_partially_refunded(client, ledger, app):
+    from plugin.ledger.models import Payment
+    from plugin.workflows.service import agent_refund
+
+    stock(ledger)
+    with app.app_context():
+        payment = db.session.execute(select(Payment).where(Payment.payment_id == "PAY-2")).scalar_one()
+        agent_refund(payment, "agent@example.com", "10.00")
+    login(client)
+    row = re.search(r"<tr>(?:(?!</tr>).)*PAY-2(?:(?!</tr>).)*</tr>", section(text(client.get(PORTAL + "/")), "SUB-1"),
+                    flags=re.S).group(0)
+    assert "Partially refunded ($10.00 refunded)" in visible(row)
 
 
 def test_cancel_by_request_says_a_ticket_was_opened(client, ledger):

@@ -21,7 +21,7 @@ _INTERVALS = {"day": ("day", "days"), "week": ("week", "weeks"), "month": ("mont
 _STATUS = {
     "paid": "Paid",
     "refunded": "Refunded",
-    "partially_refunded": "Partly refunded",
+    "partially_refunded": "Partially refunded",
     "active": "Active",
     "cancel_scheduled": "Cancellation scheduled",
     "cancelled": "Cancelled",
@@ -122,7 +122,15 @@ def address(value: dict | None) -> list[str]:
     return address_lines(value, _locale())
 
 
+def is_future(value: str | None) -> bool:
+    """Whether an ISO 8601 UTC time (``...Z``, as the presenters give) is still to come."""
+    if not value:
+        return False
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) > datetime.now(timezone.utc)
+
+
 FILTERS["sb_country"] = country
+FILTERS["sb_is_future"] = is_future
 FILTERS["sb_address_lines"] = address
 
 
