@@ -42,6 +42,21 @@ STATUSES = {
 #: A ticket's own status.
 TICKET_STATUSES = {"open": "Open", "closed": "Closed"}
 
+#: Each event an agent sends: its button, what the history says it did, the notice once it is done.
+_AGENT_EVENTS = {
+    "cancel_now": ("Cancel now", "Cancelled now", "The subscription was cancelled now."),
+    "cancel_at_period_end": ("Cancel at the end of the paid period", "Set to end with the paid period",
+                             "The subscription will end at the end of its paid period."),
+    "refund_full": ("Refund in full", "Refunded in full", "The payment was refunded in full."),
+    "refund_partial": ("Refund part", "Refunded in part", "The payment was refunded in part."),
+    "decline": ("Decline the request", "Declined", "The request was declined."),
+    "fail": ("Close as failed", "Closed as failed", "The request was closed as failed."),
+}
+#: The buttons an agent presses: one per event the machine accepts now.
+ACTIONS = {event: words[0] for event, words in _AGENT_EVENTS.items()}
+#: What the notice says once an action is done.
+DONE = {event: words[2] for event, words in _AGENT_EVENTS.items()}
+
 #: What happened, in a request's history (the machine's events).
 EVENTS = {
     "submit": "Request received",
@@ -52,33 +67,8 @@ EVENTS = {
     "schedule": "Cancellation scheduled",
     "processor_failed": "Payment processor failed: ticket opened",
     "processor_error": "Payment processor failed",
-    "cancel_now": "Cancelled now",
-    "cancel_at_period_end": "Set to end with the paid period",
-    "refund_full": "Refunded in full",
-    "refund_partial": "Refunded in part",
-    "decline": "Declined",
-    "fail": "Closed as failed",
     "period_end": "Paid period ended",
-}
-
-#: The buttons an agent presses: one per event the machine accepts now.
-ACTIONS = {
-    "cancel_now": "Cancel now",
-    "cancel_at_period_end": "Cancel at the end of the paid period",
-    "refund_full": "Refund in full",
-    "refund_partial": "Refund part",
-    "decline": "Decline the request",
-    "fail": "Close as failed",
-}
-
-#: What the notice says once an action is done.
-DONE = {
-    "cancel_now": "The subscription was cancelled now.",
-    "cancel_at_period_end": "The subscription will end at the end of its paid period.",
-    "refund_full": "The payment was refunded in full.",
-    "refund_partial": "The payment was refunded in part.",
-    "decline": "The request was declined.",
-    "fail": "The request was closed as failed.",
+    **{event: words[1] for event, words in _AGENT_EVENTS.items()},
 }
 
 REQUEST_TYPES = {"cancellation": "Cancellation", "refund": "Refund"}
