@@ -104,6 +104,9 @@ DEFAULTS: dict[str, Any] = {
     "SELF_BILLING_HELPDESK_ADAPTER": "builtin",
     # Customer email (plugin/notifications). Sender address; None uses Flask-Mail's MAIL_DEFAULT_SENDER.
     "SELF_BILLING_MAIL_SENDER": None,
+    # Reply-To of customer email (where a customer's reply goes); None uses the seller profile's contact email
+    # (the settings API's seller.email, else SELF_BILLING_MERCHANT_EMAIL); with neither, no Reply-To header.
+    "SELF_BILLING_MAIL_REPLY_TO": None,
     # A send that failed for a passing reason (server down, timeout, 4xx) is retried after BASE
     # seconds, then twice as long each time, at most MAX seconds apart, until it is delivered. Only
     # a permanent refusal (5xx, recipient refused) marks it failed: GET /api/admin/email-outbox?status=failed.

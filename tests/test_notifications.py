@@ -8,8 +8,6 @@ covered by their own tests.
 """
 from __future__ import annotations
 
-import email
-import email.policy
 import socket
 import threading
 import time
@@ -19,80 +17,9 @@ import pytest
 
 from plugin.db import db, utcnow
 from plugin.ledger.service import get_purchase
-from plugin.notifications import KINDS, enqueue, failed_emails, queued_count, record_messages
+from plugin.notifications import KINDS, card_session, enqueue, failed_emails, queued_count, record_messages
 from plugin.notifications.worker import run_worker
-from tests.parts import missing_part
-
-try:
-    from aiosmtpd.controller import Controller
-except ImportError:  # pragma: no cover
-    missing_part("aiosmtpd is not installed (pip install aiosmtpd)")
-
-SENDER = "Shop Billing <billing@shop.test>"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Recorder:
-    """An aiosmtpd handler keeping what it accepts; it can refuse recipients and drop connections."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.refuse: set[str] = set()
-        self.drop_data = 0  # the next n DATA commands lose their connection before the answer
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            if self.drop_data > 0:
-                self.drop_data -= 1
-                server.transport.close()
-                return "421 4.3.0 connection lost"
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-            self.messages.append(message)
-        return "250 2.0.0 Accepted"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-
-class SMTPServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.handler = Recorder()
-        self.controller: Controller | None = None
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-    def start(self) -> None:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp():
-    server = SMTPServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+from tests.mail_support import SENDER, parts, smtp  # noqa: F401 - smtp is a fixture
 
 
 @pytest.fixture
@@ -130,14 +57,6 @@ def outbox(client, admin_headers, status=None):
     return response.get_json()
 
 
-def parts(message) -> dict[str, str]:
-    found = {}
-    for part in message.walk():
-        if part.get_content_maintype() == "text":
-            found[part.get_content_type()] = part.get_content().replace("\r\n", "\n")
-    return found
-
-
 def test_each_kind_arrives_with_the_order_id_in_its_subject(mail_app, shop, smtp):
     shop.order("ORD-1001", email="ann@example.com")
     with mail_app.app_context():
@@ -146,7 +65,7 @@ def test_each_kind_arrives_with_the_order_id_in_its_subject(mail_app, shop, smtp
             enqueue(kind, purchase, message="We are on it." if kind == "agent_reply" else None)
         db.session.commit()
 
-    report = worker_once(mail_app)
+    report = worker_once(mail_app, now=utcnow() + card_session.LONGEST)  # the card email waits for its session
 
     assert report.sent == len(KINDS)
     assert len(smtp.messages) == len(KINDS)
@@ -155,9 +74,12 @@ def test_each_kind_arrives_with_the_order_id_in_its_subject(mail_app, shop, smtp
         assert message["To"] == "ann@example.com"
         assert message["X-Envelope-To"] == "ann@example.com"
         assert "billing@shop.test" in message["From"]
+        assert message["Reply-To"] is None  # no SELF_BILLING_MAIL_REPLY_TO, no seller email: no header
         body = parts(message)
         assert set(body) == {"text/plain", "text/html"}
         assert "ORD-1001" in body["text/plain"] and "ORD-1001" in body["text/html"]
+        # No seller name configured: signed with the sender's display name.
+        assert "Kind regards,\nShop Billing" in body["text/plain"] and "Shop Billing" in body["text/html"]
     subjects = smtp.handler.subjects()
     assert "Your order ORD-1001: Pro Plan" in subjects  # the purchase confirmation
     assert "Your refund of $49.00 for order ORD-1001" in subjects
@@ -177,14 +99,14 @@ def test_nothing_is_queued_when_the_change_rolls_back(mail_app, shop, smtp):
 
 def test_worker_once_through_the_cli(mail_app, shop, smtp):
     shop.order("ORD-1003")
-    queue(mail_app, "payment_method_changed", "ORD-1003", extra={"brand": "visa", "last4": "4242", "change": "added"})
+    queue(mail_app, "address_changed", "ORD-1003")
 
     result = mail_app.test_cli_runner().invoke(args=["self-billing", "worker", "--once"])
 
     assert result.exit_code == 0, result.output
     assert "sent 1" in result.output
-    assert smtp.handler.subjects() == ["Your payment method was changed (order ORD-1003)"]
-    assert "Card added: Visa ending in 4242" in parts(smtp.messages[0])["text/plain"]
+    assert smtp.handler.subjects() == ["Your billing address was changed (order ORD-1003)"]
+    assert "New address: Ann Lee, 1 Main St" in parts(smtp.messages[0])["text/plain"]
     again = mail_app.test_cli_runner().invoke(args=["self-billing", "worker", "--once"])
     assert "No email was due." in again.output
     assert len(smtp.messages) == 1
@@ -404,7 +326,8 @@ def test_merchant_templates_are_checked_when_saved(mail_app, shop, smtp, admin_h
     assert response.get_json()["customized"] is True
     listed = client.get("/billing/api/admin/email-templates", headers=admin_headers).get_json()
     assert {t["kind"] for t in listed["templates"]} == set(KINDS)
-    assert listed["placeholders"] == ["order_id", "first_name", "last_name", "product", "amount", "date"]
+    assert listed["placeholders"] == ["order_id", "first_name", "last_name", "product", "amount", "date",
+                                      "merchant_name"]
 
     shop.order("ORD-5001", purchased_at="2026-10-01T10:00:00Z")
     queue(mail_app, "refund_done", "ORD-5001", extra={"date": "2026-11-26T09:00:00Z"})

@@ -21,7 +21,7 @@ from ..db import db
 from ..errors import Conflict, InvalidInput, NotFound
 from ..invoices.issuing import issue_invoice
 from ..locking import lock_purchase
-from ..notifications import enqueue
+from ..notifications import enqueue, queue_receipt
 from ..validation import check_id, parse_amount
 from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase
 from .periods import add_interval
@@ -226,8 +226,11 @@ def get_purchase(order_id: str) -> Purchase:
 
 
 @one_transaction
-def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[Payment, bool]:
+def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any], *, notify: bool = True) -> tuple[Payment, bool]:
     """Record a completed payment of ``order_id``. Returns it and whether it is new.
+
+    A new payment queues the customer's receipt in the same transaction (``notify=False``: none, for
+    imports and seeds of past payments; see :mod:`plugin.notifications.receipts`).
 
     The same payment_id twice is one payment; the same payment_id with another
     time or amount is a conflict (a different payment needs its own id). Takes
@@ -281,7 +284,9 @@ def record_payment(order_id: str, data: PaymentIn | Mapping[str, Any]) -> tuple[
         payment.period_end = add_interval(data.paid_at, price.interval, price.interval_count)
     db.session.add(payment)
     db.session.flush()
-    issue_invoice(payment, purchase)  # numbered in this transaction: no gap, no repeat
+    invoice = issue_invoice(payment, purchase)  # numbered in this transaction: no gap, no repeat
     _refresh_next_payment(purchase)
+    if notify:
+        queue_receipt(purchase, payment, invoice)
     db.session.commit()
     return payment, True

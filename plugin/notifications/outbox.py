@@ -19,13 +19,14 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 
 from ..db import db, utcnow
+from . import card_session
 from .models import OUTBOX_STATUSES, OutboxEmail
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ledger.models import Payment, Purchase
     from ..workflows.models import BillingRequest
 
-#: Every kind of customer email (contract section 7, plus the purchase confirmation).
+#: Every kind of customer email (contract section 7, plus the purchase confirmation and the receipt).
 KINDS: tuple[str, ...] = (
     "request_ticketed",
     "cancellation_scheduled",
@@ -36,6 +37,7 @@ KINDS: tuple[str, ...] = (
     "address_changed",
     "payment_method_changed",
     "purchase_confirmation",
+    "payment_receipt",
     "login_link",
 )
 
@@ -49,7 +51,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _event_date(kind: str, purchase: Purchase, extra: dict[str, Any]) -> datetime | date | str:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _event_date(kind: str, purchase: Purchase, payment: Payment | None,
+                extra: dict[str, Any]) -> datetime | date | str:
     if extra.get("date") is not None:
         return extra["date"]
     if kind == "cancellation_scheduled" and purchase.cancels_at is not None:
@@ -58,6 +65,8 @@ def _event_date(kind: str, purchase: Purchase, extra: dict[str, Any]) -> datetim
         return purchase.cancelled_at
     if kind == "purchase_confirmation":
         return purchase.purchased_at
+    if kind == "payment_receipt" and payment is not None:
+        return payment.paid_at
     return utcnow()
 
 
@@ -68,6 +77,8 @@ def _amount(kind: str, purchase: Purchase, payment: Payment | None,
         return int(extra["amount_cents"]), extra.get("currency") or currency
     if request is not None and request.amount_cents is not None:
         return request.amount_cents, request.currency or currency
+    if payment is not None and request is not None and request.type == "refund":
+        return payment.remaining_cents, payment.currency  # what a refund request asks for: what is left
     if payment is not None:
         return payment.amount_cents, payment.currency
     return purchase.amount_cents, currency
@@ -80,7 +91,7 @@ def build_context(kind: str, purchase: Purchase, *, request: BillingRequest | No
     extra = dict(extra or {})
     lead = purchase.lead
     amount_cents, currency = _amount(kind, purchase, payment, request, extra)
-    when = _event_date(kind, purchase, extra)
+    when = _event_date(kind, purchase, payment, extra)
     context: dict[str, Any] = {
         "kind": kind,
         "order_id": purchase.order_id,
@@ -95,6 +106,14 @@ def build_context(kind: str, purchase: Purchase, *, request: BillingRequest | No
         "message": message or "",
         "request": None,
         "payment": None,
+        "purchase": {
+            "kind": purchase.kind,
+            "status": purchase.status,
+            "amount_cents": purchase.amount_cents,
+            "currency": currency,
+            "next_payment_at": _iso(purchase.next_payment_at),
+            "cancels_at": _iso(purchase.cancels_at),
+        },
     }
     if request is not None:
         context["request"] = {
@@ -108,8 +127,11 @@ def build_context(kind: str, purchase: Purchase, *, request: BillingRequest | No
         context["payment"] = {
             "payment_id": payment.payment_id,
             "amount_cents": payment.amount_cents,
+            "refunded_cents": payment.refunded_cents or 0,
             "currency": payment.currency,
-            "paid_at": payment.paid_at.isoformat() if payment.paid_at else None,
+            "paid_at": _iso(payment.paid_at),
+            "period_start": _iso(payment.period_start),
+            "period_end": _iso(payment.period_end),
         }
     for key in ("amount_cents", "currency", "date"):
         extra.pop(key, None)
@@ -132,11 +154,21 @@ def enqueue(kind: str, purchase: Purchase, *, request: BillingRequest | None = N
     :param message: text from an agent (a reply, a reason for a decline), shown as written.
     :param extra: more plain values for the templates, under ``extra``; ``amount_cents``,
         ``currency`` and ``date`` here override the email's ``{amount}`` and ``{date}``.
+
+    A ``payment_method_changed`` email waits for the end of the customer's card session
+    (:mod:`.card_session`): changes made while it waits are merged into it, so one card session
+    sends one email, stating every change and the cards on file at the end.
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown email kind {kind!r}; use one of: {', '.join(KINDS)}.")
     context = build_context(kind, purchase, request=request, payment=payment, message=message, extra=extra)
     now = utcnow()
+    due = now
+    if kind in card_session.KINDS:  # one email per card session: merged into the one still waiting
+        context = card_session.with_cards(purchase, context)
+        if card_session.merge(purchase.order_id, kind, context, now):
+            return
+        due = card_session.due(now, now)
     row = OutboxEmail(
         kind=kind,
         to_address=purchase.lead.email,
@@ -144,11 +176,11 @@ def enqueue(kind: str, purchase: Purchase, *, request: BillingRequest | None = N
         context=context,
         status="queued",
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=due,
         created_at=now,
     )
     db.session.add(row)
-    if has_app_context() and current_app.config.get("SELF_BILLING_MAIL_SEND_AFTER_COMMIT"):
+    if due <= now and has_app_context() and current_app.config.get("SELF_BILLING_MAIL_SEND_AFTER_COMMIT"):
         db.session.info.setdefault(PENDING_KEY, []).append(row)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from .claims import finish
+from .merchant import Merchant
 from .models import OutboxEmail
 from .templates import merchant_templates, render_email
 
@@ -37,9 +38,11 @@ def message_id_domain() -> str:
     return _FQDN
 
 
-def render_new(session: Session, rows: list[OutboxEmail], token: str) -> tuple[list[OutboxEmail], int]:
+def render_new(session: Session, rows: list[OutboxEmail], token: str,
+               merchant: Merchant) -> tuple[list[OutboxEmail], int]:
     """Render rows handled for the first time and keep the result; rows that cannot be rendered fail.
 
+    ``merchant`` signs and foots them (:func:`.merchant.load_merchant`, once per batch).
     Returns the rows ready to send (in order) and how many rows failed.
     """
     ready: list[OutboxEmail] = []
@@ -54,7 +57,7 @@ def render_new(session: Session, rows: list[OutboxEmail], token: str) -> tuple[l
         if templates is None:
             templates = merchant_templates(session)
         try:
-            subject, text, html = render_email(row.kind, row.context or {}, templates)
+            subject, text, html = render_email(row.kind, row.context or {}, templates, merchant)
         except Exception as exc:  # noqa: BLE001 - a host template bug must not stop the batch
             reason = f"Could not render the email: {exc.__class__.__name__}: {exc}"
             if finish(session, row, token, status="failed", last_error=reason):

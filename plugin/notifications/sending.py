@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..db import utcnow
 from .claims import finish, release
 from .failures import classify, retry_delay
+from .merchant import load_merchant
 from .models import OutboxEmail
 from .rendering import render_new
 from .report import WorkerReport
@@ -55,7 +56,8 @@ def send_batch(session: Session, token: str, rows: list[OutboxEmail], settings: 
     started = time.monotonic()
     budget = settings.lease.total_seconds() / 2
     clock = (lambda: now) if now is not None else utcnow
-    rows, unrenderable = render_new(session, rows, token)
+    merchant = load_merchant(session, settings.sender)  # who signs the batch, and its Reply-To
+    rows, unrenderable = render_new(session, rows, token, merchant)
     report.failed += unrenderable
     state = mail_state()
     connection: SMTPConnection | None = None
@@ -76,7 +78,7 @@ def send_batch(session: Session, token: str, rows: list[OutboxEmail], settings: 
                     _retry(session, pending, token, error, settings, clock(), report)
                 break
         try:
-            connection.send(outgoing_message(row, settings.sender))
+            connection.send(outgoing_message(row, settings.sender, merchant.reply_to))
         except Exception as exc:  # noqa: BLE001 - every SMTP outcome is recorded on the row
             permanent, broken, error = classify(exc)
             if permanent:

@@ -89,14 +89,15 @@ class OutboxMessage(Message):
         return MIMEText(text or "", _subtype=subtype, _charset=encoding)
 
 
-def outgoing_message(row: OutboxEmail, sender: Any) -> Message:
-    """The message for a rendered row, with the row's kept ``Message-ID``."""
+def outgoing_message(row: OutboxEmail, sender: Any, reply_to: Any = None) -> Message:
+    """The message for a rendered row, with the row's kept ``Message-ID``, and a ``Reply-To`` when given."""
     msg = OutboxMessage(
         subject=row.subject or "",
         recipients=[row.to_address],
         body=row.text_body,
         html=row.html_body,
         sender=sender,
+        reply_to=reply_to or None,
         extra_headers={"Auto-Submitted": "auto-generated"},
     )
     if row.message_id:

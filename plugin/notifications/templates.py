@@ -4,7 +4,8 @@ Two layers:
 
 * The merchant's **subject and body** of each kind, plain text with
   ``str.format`` placeholders (:data:`PLACEHOLDERS`: ``{order_id}``,
-  ``{first_name}``, ``{last_name}``, ``{product}``, ``{amount}``, ``{date}``).
+  ``{first_name}``, ``{last_name}``, ``{product}``, ``{amount}``, ``{date}``,
+  ``{merchant_name}``).
   Kept in ``sb_email_templates``; a kind without a row uses :data:`DEFAULTS`.
   :func:`validate_template` refuses an unknown placeholder, a format spec or
   broken braces when the template is *saved*, so sending never meets one. Every
@@ -13,7 +14,9 @@ Two layers:
 * The **Jinja files** ``self_billing/email/<kind>.txt`` and ``<kind>.html``
   (overridable by the host like every template of the plugin) lay the body out
   and add the details of the kind: the agent's message, the refund, the date a
-  subscription ends, the ticket number.
+  subscription ends, the ticket number; the layout signs every email with the
+  merchant's name and ends it with their name, contact and address, and why the
+  customer receives it (:mod:`.merchant`).
 
 Values are substituted by ``str.format`` once; a customer's name or an agent's
 message containing braces is shown as written and never parsed again.
@@ -33,13 +36,15 @@ from sqlalchemy import select
 from ..db import db
 from ..errors import InvalidInput, NotFound
 from ..money import format_money
+from .merchant import Merchant, load_merchant
 from .models import EmailTemplate
 from .outbox import KINDS
 
 log = logging.getLogger(__name__)
 
 #: The placeholders merchant templates may use, in the order they are listed to people.
-PLACEHOLDERS: tuple[str, ...] = ("order_id", "first_name", "last_name", "product", "amount", "date")
+PLACEHOLDERS: tuple[str, ...] = ("order_id", "first_name", "last_name", "product", "amount", "date",
+                                 "merchant_name")
 
 SUBJECT_MAX = 300
 BODY_MAX = 10_000
@@ -98,6 +103,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
                 "Thank you for buying {product} for {amount} on {date}.\n\n"
                 "Your Order ID is {order_id}. With it and this email address you can log in to "
                 "your billing portal to download invoices and manage your purchase.",
+    },
+    "payment_receipt": {
+        "subject": "Receipt for your payment of {amount} (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "Thank you for your payment of {amount} for {product} (order {order_id}) on {date}. "
+                "This email is your receipt; the invoice is in your billing portal.",
     },
     "login_link": {
         "subject": "Your login link for order {order_id}",
@@ -235,20 +246,33 @@ def _parse_date(value: Any) -> date | datetime | None:
             return None
 
 
-def placeholder_values(context: dict[str, Any]) -> dict[str, str]:
-    """The six placeholder values of an email, formatted for people in the configured locale."""
-    locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
-    when = _parse_date(context.get("date"))
-    amount = ""
-    if context.get("amount_cents") is not None and context.get("currency"):
-        amount = format_money(int(context["amount_cents"]), context["currency"], locale)
+def _locale() -> str:
+    return current_app.config.get("SELF_BILLING_LOCALE", "en_US")
+
+
+def day(value: Any) -> str:
+    """A date or ISO time as people read it in the configured locale (``November 26, 2026``); "" for none."""
+    when = _parse_date(value)
+    return format_date(when, format="long", locale=_locale()) if when else ""
+
+
+def money(cents: Any, currency: Any) -> str:
+    """Cents as people read them in the configured locale (``$49.00``); "" when either is missing."""
+    if cents is None or not currency:
+        return ""
+    return format_money(int(cents), str(currency), _locale())
+
+
+def placeholder_values(context: dict[str, Any], merchant: Merchant | None = None) -> dict[str, str]:
+    """The placeholder values of an email, formatted for people in the configured locale."""
     return {
         "order_id": str(context.get("order_id", "")),
         "first_name": str(context.get("first_name") or ""),
         "last_name": str(context.get("last_name") or ""),
         "product": str(context.get("product") or ""),
-        "amount": amount,
-        "date": format_date(when, format="long", locale=locale) if when else "",
+        "amount": money(context.get("amount_cents"), context.get("currency")),
+        "date": day(context.get("date")),
+        "merchant_name": merchant.name if merchant is not None else "",
     }
 
 
@@ -275,14 +299,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_email(kind: str, context: dict[str, Any],
-                 templates: dict[str, tuple[str, str]] | None = None) -> tuple[str, str, str]:
+def render_email(kind: str, context: dict[str, Any], templates: dict[str, tuple[str, str]] | None = None,
+                 merchant: Merchant | None = None) -> tuple[str, str, str]:
     """``(subject, text body, html body)`` of an email; needs an app context.
 
-    ``templates`` is what :func:`merchant_templates` returns (loaded when not given).
+    ``templates`` is what :func:`merchant_templates` returns, ``merchant`` what
+    :func:`.merchant.load_merchant` does (each loaded when not given).
     """
     subject_template, body_template = (templates or merchant_templates())[kind]
-    values = placeholder_values(context)
+    merchant = merchant or load_merchant()
+    values = placeholder_values(context, merchant)
     subject = _one_line(subject_template.format(**values))
     body = body_template.format(**values)
     paragraphs = [part.split("\n") for part in body.split("\n\n") if part.strip()]
@@ -291,7 +317,9 @@ def render_email(kind: str, context: dict[str, Any],
     request = context.get("request") or {}
     variables = dict(context, **values, subject=subject, body=body, paragraphs=paragraphs,
                      portal_url=portal_url, date_iso=context.get("date"), extra=extra,
-                     ticket_id=extra.get("ticket_id") or request.get("ticket_id"))
+                     ticket_id=extra.get("ticket_id") or request.get("ticket_id"),
+                     merchant=merchant.as_context(), purchase=context.get("purchase") or {},
+                     day=day, money=money)
     text = render_template(f"self_billing/email/{kind}.txt", **variables)
     html = render_template(f"self_billing/email/{kind}.html", **variables)
     text = re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n"
