@@ -201,10 +201,22 @@ def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
     page.locator('section[data-order-id="SUB-1"]').get_by_role("link", name="Update credit card").click()
     page.get_by_role("heading", name="Update credit card").wait_for()
     page.get_by_role("link", name="Add card").click()
-    page.get_by_label("Card number").fill(CARD_NUMBER)
+    page.get_by_label("Card number").fill("4242 4242 4242 4241")  # a typo: the processor refuses it
     page.get_by_label("Expiry month (MM)").fill("12")
     page.get_by_label("Expiry year (YYYY)").fill("2031")
     page.get_by_label("Security code (CVC)").fill("123")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("alert").filter(has_text="Please correct the card details marked below.").wait_for()
+    number = page.get_by_label("Card number")
+    assert number.get_attribute("aria-invalid") == "true"
+    hint = page.locator("#sb-card-number-error")
+    assert hint.inner_text() == "Card number is not a valid card number; check it for typos."
+    assert number.evaluate("el => document.getElementById(el.getAttribute('aria-describedby')).id") == \
+        "sb-card-number-error"
+    assert hint.evaluate("el => getComputedStyle(el).color") != number.evaluate("el => getComputedStyle(el).color")
+    assert page.get_by_label("Expiry month (MM)").get_attribute("aria-invalid") is None
+    number.fill(CARD_NUMBER)
+    page.get_by_label("Use this card for future payments").uncheck()  # offered ticked; keep the old default
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("Your Mastercard card ending in 4444 was added.").wait_for()
     assert token_calls, "the card details went to the processor's token endpoint"
@@ -213,9 +225,11 @@ def test_a_customer_manages_orders_in_a_real_browser(browser, live_portal):
     # -- make it the default, then remove the old card
     cards = page.get_by_role("list", name="Saved cards").get_by_role("listitem")
     assert cards.count() == 2
-    cards.filter(has_text="Mastercard ending in 4444").get_by_role("button", name="Set as default card").click()
+    page.get_by_role("button", name="Set as default card: Mastercard ending in 4444").click()
     page.get_by_text("Future payments will be charged to your Mastercard card ending in 4444.").wait_for()
-    cards.filter(has_text="Visa ending in 4242").get_by_role("button", name="Remove card").click()
+    page.get_by_role("link", name="Remove card: Visa ending in 4242").click()
+    page.get_by_role("heading", name="Remove Visa ending in 4242?").wait_for()
+    page.get_by_role("button", name="Yes, remove this card").click()
     page.get_by_text("Your Visa card ending in 4242 was removed.").wait_for()
     assert cards.count() == 1
     assert unfocusable_controls(page) == []

@@ -564,8 +564,10 @@ def test_html_and_sql_in_the_address_are_shown_as_text(ann):
 def test_card_page_lists_brand_and_last_four_with_icons(ann):
     page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
     assert "Visa ending in 4242" in visible(page)
-    assert len(controls(page, "Remove card")) == 1
-    assert not controls(page, "Set as default card")  # the only card is the default
+    # the only card is the default: neither removable nor "set as default", and the page says why
+    assert not controls(page, "Remove card: Visa ending in 4242")
+    assert not controls(page, "Set as default card: Visa ending in 4242")
+    assert "The only card on file stays until you add another." in visible(page)
     assert len(controls(page, "Add card")) == 1
 
 
@@ -592,31 +594,61 @@ def test_the_card_form_can_point_to_a_real_processor(make_app):
     assert 'data-token-url="https://tokens.processor.example/v1/tokens"' in page
 
 
-def test_add_default_remove_through_the_pages(client, ann):
+def _add_card(client, ann, number: str, make_default: bool):
     new_page = text(ann.get(PORTAL + "/purchases/SUB-1/cards/new"))
-    token = card_token(client, "5555555555554444")
-    answer = ann.post(PORTAL + "/purchases/SUB-1/cards", data={"csrf_token": csrf(new_page), "token": token})
+    box = re.search(r'<input [^>]*id="sb-card-default"[^>]*>', new_page).group(0)
+    assert 'type="checkbox"' in box and "checked" in box  # offered, ticked
+    assert "Use this card for future payments" in visible(new_page)
+    data = {"csrf_token": csrf(new_page), "token": card_token(client, number)}
+    if make_default:
+        data["make_default"] = "y"
+    return ann.post(PORTAL + "/purchases/SUB-1/cards", data=data)
+
+
+def test_add_default_remove_through_the_pages(client, ann):
+    answer = _add_card(client, ann, "5555555555554444", make_default=False)  # the box unticked
     assert answer.status_code == 302
     page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
     assert "Your Mastercard card ending in 4444 was added." in visible(page)
+    assert len(controls(page, "Set as default card: Mastercard ending in 4444")) == 1
+    assert len(controls(page, "Remove card: Mastercard ending in 4444")) == 1
+    assert not controls(page, "Remove card: Visa ending in 4242")  # the default is not removable
+    assert "To remove this card, make another one the default first." in visible(page)
     default_action = re.search(r'action="([^"]+/default)"', page).group(1)
     ann.post(default_action, data={"csrf_token": csrf(page)})
     page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
     assert "Future payments will be charged to your Mastercard card ending in 4444." in visible(page)
-    remove_old = [a for a in re.findall(r'action="([^"]+/remove)"', page)]
-    assert len(remove_old) == 2
-    card_ids = re.findall(r"/cards/(\d+)/remove", page)
-    old_id = min(card_ids, key=int)
-    ann.post(f"{PORTAL}/purchases/SUB-1/cards/{old_id}/remove", data={"csrf_token": csrf(page)})
+    [remove] = re.findall(r'href="([^"]+/remove)"[^>]*aria-label="Remove card: Visa ending in 4242"', page)
+    confirm = ann.get(remove)  # removing asks first
+    assert confirm.status_code == 200 and "Remove Visa ending in 4242?" in visible(text(confirm))
+    assert "Visa ending in 4242" in visible(text(ann.get(PORTAL + "/purchases/SUB-1/cards")))  # nothing yet
+    ann.post(remove, data={"csrf_token": csrf(text(confirm))})
     page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
     assert "Your Visa card ending in 4242 was removed." in visible(page)
     assert "Visa ending in 4242" not in visible(page).replace("Your Visa card ending in 4242 was removed.", "")
 
 
+def test_a_new_card_becomes_the_default_when_the_box_stays_ticked(client, ann):
+    assert _add_card(client, ann, "5555555555554444", make_default=True).status_code == 302
+    page = visible(text(ann.get(PORTAL + "/purchases/SUB-1/cards")))
+    assert "Your Mastercard card ending in 4444 was added. Future payments will be charged to it." in page
+    assert admin_order(client, "SUB-1")["payment_method"]["last4"] == "4444"
+
+
+def test_the_same_card_is_not_saved_twice(client, ann):
+    for _ in range(2):
+        answer = _add_card(client, ann, "5555555555554444", make_default=False)
+    assert answer.status_code == 409
+    assert "This card is already saved (Mastercard ending in 4444)" in visible(text(answer))
+    page = visible(text(ann.get(PORTAL + "/purchases/SUB-1/cards")))
+    assert page.count("Mastercard ending in 4444") == 1
+
+
 def test_removing_the_last_card_says_one_must_stay(ann):
     page = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
-    action = re.search(r'action="([^"]+/remove)"', page).group(1)
-    answer = ann.post(action, data={"csrf_token": csrf(page)})
+    card_id = re.search(r'data-card-id="(\d+)"', page).group(1)
+    action = f"{PORTAL}/purchases/SUB-1/cards/{card_id}/remove"  # no control offers it; posted anyway
+    answer = ann.post(action, data={"csrf_token": csrf(text(ann.get(PORTAL + "/purchases/SUB-1/cards/new")))})
     assert answer.status_code == 409
     assert "at least one card must stay on file" in visible(text(answer))
     assert "Visa ending in 4242" in visible(text(ann.get(PORTAL + "/purchases/SUB-1/cards")))
@@ -633,9 +665,9 @@ def test_card_forms_without_csrf_or_token_change_nothing(client, ann):
                         data={"csrf_token": csrf(page), "token": card_token(client, "4000000000000002")})
     assert declined.status_code == 402 and "declined" in visible(text(declined))
     cards = text(ann.get(PORTAL + "/purchases/SUB-1/cards"))
-    assert len(controls(cards, "Remove card")) == 1
-    action = re.search(r'action="([^"]+/remove)"', cards).group(1)
-    assert ann.post(action, data={}).status_code == 400
+    assert cards.count("data-card-id=") == 1  # nothing was added
+    card_id = re.search(r'data-card-id="(\d+)"', cards).group(1)
+    assert ann.post(f"{PORTAL}/purchases/SUB-1/cards/{card_id}/remove", data={}).status_code == 400
 
 
 def test_paypal_purchases_point_to_paypal(client, shop):

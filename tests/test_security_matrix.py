@@ -22,6 +22,7 @@ so a new route is either covered by the checks below or noticed. The checks:
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -170,9 +171,15 @@ def portal_login(client: Any, order_id: str, email: str, **kwargs: Any) -> str:
     return answer.get_json()["csrf_token"]
 
 
+#: Each test card gets its own expiry year: the same number with the same expiry is the same card, which a
+#: purchase keeps once (a second copy is refused).
+_EXPIRY_YEARS = itertools.count(2031)
+
+
 def card_token(client: Any, number: str = GOOD_CARD) -> str:
     answer = client.post(f"{PREFIX}/sandbox/tokens",
-                         json={"number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123"})
+                         json={"number": number, "exp_month": 12, "exp_year": next(_EXPIRY_YEARS) % 40 + 2031,
+                               "cvc": "123"})
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["token"]
 
@@ -756,9 +763,9 @@ def test_no_full_card_number_is_kept_logged_or_answered(world, caplog):
     server = LiveServer(app)
     try:
         tokens = {}
-        for number in (GOOD_CARD, DECLINED_CARD, "4242 4242 4242 4242"):
+        for year, number in enumerate((GOOD_CARD, DECLINED_CARD, "4242 4242 4242 4242"), start=2035):
             status, body, _ = server.call("POST", f"{PREFIX}/sandbox/tokens",
-                                          json_body={"number": number, "exp_month": 12, "exp_year": 2035,
+                                          json_body={"number": number, "exp_month": 12, "exp_year": year,
                                                      "cvc": "123"})
             assert status == 201, body
             tokens[number] = json.loads(body)["token"]

@@ -199,10 +199,10 @@ def test_cards_attach_become_default_detach_and_a_decline_is_402(stripe_app, api
     settings(stripe_app)
     customer = Customer(stripe_app.test_client())
     customer.login("ORD-1")
-    new = card(api)
+    new = card(api, "5555555555554444")  # another card than the subscription's Visa 4242
     added = customer.post("/purchases/ORD-1/payment-methods", json={"token": new})
     assert added.status_code == 201, added.get_json()
-    assert (added.get_json()["last4"], added.get_json()["default"]) == ("4242", False)
+    assert (added.get_json()["last4"], added.get_json()["default"]) == ("4444", False)
     assert api.payment_methods.retrieve(new).customer == made["customer"]
     assert customer.post(f"/purchases/ORD-1/payment-methods/{added.get_json()['id']}/default").status_code == 200
     stripe_customer = api.customers.retrieve(made["customer"])
@@ -212,6 +212,9 @@ def test_cards_attach_become_default_detach_and_a_decline_is_402(stripe_app, api
     assert customer.delete(f"/purchases/ORD-1/payment-methods/{old['id']}").status_code == 200
     assert api.payment_methods.retrieve(made["card"]).customer is None  # the imported card, detached in Stripe
 
+    again = customer.post("/purchases/ORD-1/payment-methods", json={"token": card(api, "5555555555554444")})
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "card_already_saved")  # typed twice
+    assert len(customer.get("/purchases/ORD-1/payment-methods").get_json()["payment_methods"]) == 1
     declined = customer.post("/purchases/ORD-1/payment-methods", json={"token": card(api, DECLINED)})
     assert declined.status_code == 402
     assert declined.get_json()["error"]["code"] == "card_declined"

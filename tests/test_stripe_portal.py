@@ -48,7 +48,7 @@ def test_the_payment_method_the_page_posts_is_attached_in_stripe(logged_in):
     _app, api, customer, made, _url = logged_in
     html = customer.client.get(PAGE + "/new").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    method = card(api)
+    method = card(api, "5555555555554444")  # another card than the subscription's Visa 4242
     answer = customer.client.post(PAGE, data={"csrf_token": csrf, "token": method})
     assert answer.status_code == 302
     assert api.payment_methods.retrieve(method).customer == made["customer"]

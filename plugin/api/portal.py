@@ -196,13 +196,16 @@ def add_payment_method(order_id: str):
     lead = require_lead()
     actions.own_purchase(lead.id, order_id)
     data = _body()
-    unknown = sorted(set(data) - {"token"})
+    unknown = sorted(set(data) - {"token", "make_default"})
     if unknown:
         raise InvalidInput(
             "Send only the processor's card token, as {\"token\": \"...\"}; never card numbers.",
             fields={name: "unknown field" for name in unknown},
         )
-    method, created = actions.add_card(lead.id, order_id, data.get("token"))
+    make_default = data.get("make_default", False)
+    if not isinstance(make_default, bool):
+        raise InvalidInput("make_default must be true or false.", fields={"make_default": "must be true or false"})
+    method, created = actions.add_card(lead.id, order_id, data.get("token"), make_default=make_default)
     return jsonify(actions.card_to_dict(method)), 201 if created else 200
 
 

@@ -42,14 +42,14 @@ CORS_HEADERS = {
 
 def _card_number(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("must be the card number as a string of digits")
+        raise ValueError("must be the number on the front of the card")
     digits = "".join(value.split())
     if not digits.isascii() or not digits.isdigit():
-        raise ValueError("must contain digits only")
+        raise ValueError("may contain only digits and spaces")
     if not 12 <= len(digits) <= 19:
-        raise ValueError("must be 12 to 19 digits long")
+        raise ValueError("must be 12 to 19 digits long; check that none is missing")
     if not luhn_valid(digits):
-        raise ValueError("fails the card number check (Luhn); check it for typos")
+        raise ValueError("is not a valid card number; check it for typos")
     return digits
 
 
@@ -66,7 +66,7 @@ def _whole_number(value: Any) -> int:
 def _month(value: Any) -> int:
     month = _whole_number(value)
     if not 1 <= month <= 12:
-        raise ValueError("must be a month from 1 to 12")
+        raise ValueError("must be a month from 01 to 12")
     return month
 
 
@@ -76,15 +76,15 @@ def _year(value: Any) -> int:
         year += 2000
     this_year = datetime.now(UTC).year
     if year < this_year:
-        raise ValueError("the card has expired (the year is in the past)")
+        raise ValueError("is in the past: this card has expired")
     if year > this_year + 50:
-        raise ValueError("must be a year within the next 50 years")
+        raise ValueError("must be the four-digit year printed on the card")
     return year
 
 
 def _cvc(value: Any) -> str:
     if not isinstance(value, str) or not value.isascii() or not value.isdigit() or not 3 <= len(value) <= 4:
-        raise ValueError("must be the 3 or 4 digits printed on the card, as a string")
+        raise ValueError("must be the 3 or 4 digits on the back of the card")
     return value
 
 
@@ -104,7 +104,7 @@ class CardIn(BaseModel):
         month = info.data.get("exp_month")
         now = datetime.now(UTC)
         if month is not None and (year, month) < (now.year, now.month):
-            raise ValueError("the card has expired (the month is in the past)")
+            raise ValueError("is in the past: this card has expired")
         return year
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import current_app, redirect, request
 from pydantic import ValidationError
 
-from ..errors import Conflict, InvalidInput, PaymentDeclined, Unavailable
+from ..errors import Conflict, InvalidInput, NotFound, PaymentDeclined, Unavailable
 from ..ledger.models import Lead
 from ..ledger.schemas import Address
 from ..ledger.service import get_settings
@@ -14,6 +14,7 @@ from ..urls import endpoint_url
 from ..workflows import policy
 from . import actions
 from .auth import require_lead
+from .cards import card_label
 from .display import brand
 from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm
 from .notices import notify
@@ -116,12 +117,15 @@ def add_card(order_id: str):
         return render("card_new.html", 400, lead=lead, purchase=purchase, form=CardTokenForm(formdata=None),
                       **_card_form(), error=error)
     try:
-        method, created = actions.add_card(lead.id, order_id, form.token.data)
-    except (InvalidInput, PaymentDeclined, Unavailable) as err:
+        method, created = actions.add_card(lead.id, order_id, form.token.data, make_default=form.make_default.data)
+    except (Conflict, InvalidInput, PaymentDeclined, Unavailable) as err:
+        if err.code == "paypal_managed":
+            raise
         return render("card_new.html", err.status, lead=lead, purchase=purchase,
                       form=CardTokenForm(formdata=None), **_card_form(), error=err.message)
     notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
-          + ("" if method.is_default else " Set it as the default card to charge future payments to it."))
+          + (" Future payments will be charged to it." if method.is_default
+             else " Set it as the default card to charge future payments to it."))
     return redirect(page_url("cards", order_id=order_id))
 
 
@@ -149,6 +153,15 @@ def default_card(order_id: str, method_id: int):
     return _card_action(order_id, method_id, "default")
 
 
-@bp.post("/purchases/<order_id>/cards/<int:method_id>/remove")
+@bp.route("/purchases/<order_id>/cards/<int:method_id>/remove", methods=["GET", "POST"])
 def remove_card(order_id: str, method_id: int):
-    return _card_action(order_id, method_id, "remove")
+    """GET asks "Remove Visa ending in 4242?"; the form's POST removes it."""
+    if request.method == "POST":
+        return _card_action(order_id, method_id, "remove")
+    lead = require_lead()
+    _purchase, cards = actions.list_cards(lead.id, order_id)
+    method = next((card for card in cards if card.id == method_id), None)
+    if method is None:
+        raise NotFound(actions.CARD_NOT_FOUND, code="payment_method_not_found")
+    return render("card_remove.html", lead=lead, purchase=_purchase, card=method, label=card_label(method),
+                  form=ActionForm())

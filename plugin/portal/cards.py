@@ -10,6 +10,7 @@ together. Whether cards may change at all is the policy's answer
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,9 +24,10 @@ from ..ledger.settings import get_settings
 from ..locking import lock_purchase
 from ..notifications import enqueue
 from ..payments import processor
-from ..payments.interface import GatewayError, PayPalManaged
+from ..payments.interface import CardRef, GatewayError, PayPalManaged
 from ..validation import is_row_id
 from ..workflows import policy
+from .display import brand
 from .ownership import own_purchase
 
 CARD_NOT_FOUND = "We could not find that card on this purchase. Reload the page to see your saved cards."
@@ -37,6 +39,8 @@ DEFAULT_CARD_MESSAGE = (
     "This card is the default card that future payments are charged to. "
     "Set another card as the default first, then remove this one."
 )
+DUPLICATE_CARD_MESSAGE = ("This card is already saved ({card}), so it was not added again. "
+                          "To pay with it, set it as the default card.")
 T = TypeVar("T")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 #: Twelve or more digits in a row (dashes between them allowed): a card number, never a processor token.
@@ -129,11 +133,29 @@ def _check_token(token: Any) -> str:
     return token
 
 
-def add_card(lead_id: int, order_id: str, token: Any) -> tuple[PaymentMethod, bool]:
+def card_label(method: PaymentMethod) -> str:
+    """A card as people name it: "Visa ending in 4242"."""
+    return f"{brand(method.brand or '')} ending in {method.last4}"
+
+
+def _same_card(cards: list[PaymentMethod], details: Any) -> PaymentMethod | None:
+    """A saved card that is the one just given: the same token, or the same brand, last four and expiry."""
+    for card in cards:
+        if card.processor_token == details.processor_token or (
+            (card.brand, card.last4, card.exp_month, card.exp_year)
+            == (details.brand, details.last4, details.exp_month, details.exp_year)
+        ):
+            return card
+    return None
+
+
+def add_card(lead_id: int, order_id: str, token: Any, make_default: bool = False) -> tuple[PaymentMethod, bool]:
     """Attach the card behind a processor token; returns it and whether it is new.
 
-    The first card of a purchase becomes its default; later ones wait for the
-    customer's checkmark. The same token twice is the same card.
+    The first card of a purchase becomes its default; a later one too when ``make_default``
+    (the portal's form offers it, ticked), else it waits for the customer's checkmark. The same
+    token twice is the same card; the same card under a new token (typed again) is refused with
+    :data:`DUPLICATE_CARD_MESSAGE`, and the processor lets go of the new copy.
     """
     token = _check_token(token)
     purchase = own_purchase(lead_id, order_id)
@@ -154,10 +176,16 @@ def add_card(lead_id: int, order_id: str, token: Any) -> tuple[PaymentMethod, bo
     purchase = lock_purchase(purchase_id)
     _require_card_changes(purchase)
     cards = _cards(purchase.id)
-    same = next((c for c in cards if c.processor_token == details.processor_token), None)
-    if same is not None:
+    same = _same_card(cards, details)
+    if same is not None and same.processor_token == details.processor_token:
         db.session.commit()
         return same, False
+    if same is not None:
+        card = CardRef(details.processor_token, details.brand, details.last4)
+        db.session.commit()
+        with contextlib.suppress(GatewayError):  # best effort: the copy is never used either way
+            processor.detach_card(ref, card, purchase_id=purchase_id)
+        raise Conflict(DUPLICATE_CARD_MESSAGE.format(card=card_label(same)), code="card_already_saved")
     method = PaymentMethod(
         purchase_id=purchase.id,
         type="card",
@@ -172,6 +200,8 @@ def add_card(lead_id: int, order_id: str, token: Any) -> tuple[PaymentMethod, bo
     db.session.flush()
     _card_changed(purchase, "added", method)
     db.session.commit()
+    if make_default and not method.is_default:
+        method = set_default_card(lead_id, order_id, method.id)
     return method, True
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from ..errors import BillingError
@@ -112,6 +112,7 @@ class CardTokenForm(FlaskForm):
     """
 
     token = HiddenField("Card token", validators=[InputRequired("The card was not tokenized."), Length(max=100)])
+    make_default = BooleanField("Use this card for future payments", default=True)
 
 
 class ActionForm(FlaskForm):

@@ -93,6 +93,7 @@ PAGE_TITLES = {
     "address.html": "Update billing address",
     "card_new.html": "Add card",
     "cards.html": "Update credit card",
+    "card_remove.html": "Remove card",
     "login.html": "My Orders – log in",
     "login_link.html": "My Orders – log in with your link",
     "login_link_request.html": "My Orders – email me a login link",
