@@ -204,7 +204,8 @@ def _pay_until(order_id: str, now: datetime) -> None:
             due = purchase.purchased_at if paid == 0 else purchase.next_payment_at
         if due is None or due > now:
             return
-        service.record_payment(order_id, PaymentIn(payment_id=f"{order_id}-{due:%Y%m%d}", paid_at=due))
+        service.record_payment(order_id, PaymentIn(payment_id=f"{order_id}-{due:%Y%m%d}", paid_at=due),
+                               notify=False)  # seeded history: no receipts
 
 
 def _agent_action(order: DemoOrder) -> None:

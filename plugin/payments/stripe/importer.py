@@ -52,7 +52,7 @@ def run_import(progress: Callable[[str], None] = lambda line: None, *, restart: 
     processor = gateway()
     if not isinstance(processor, StripeGateway):
         processor = StripeGateway()
-    sync = Sync(processor)
+    sync = Sync(processor, notify=False)  # an import loads history: no receipts
     report = ImportReport()
     if restart:
         for name in LISTS:

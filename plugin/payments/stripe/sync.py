@@ -61,9 +61,12 @@ def invoice_subscription_id(invoice: dict[str, Any]) -> str | None:
 class Sync:
     """Applies Stripe objects to the ledger, reading through the app's Stripe gateway."""
 
-    def __init__(self, gateway: StripeGateway) -> None:
+    def __init__(self, gateway: StripeGateway, *, notify: bool = True) -> None:
+        """``notify=False`` (the importer): payments are history, so no receipt is emailed for them;
+        the webhook keeps the default, a payment just made in Stripe gets its receipt."""
         self.gateway = gateway
         self.api = gateway.api
+        self.notify = notify
         self._customers: dict[str, dict[str, Any]] = {}
 
     def fetch(self, what: str, service_name: str, object_id: str) -> dict[str, Any]:
@@ -154,7 +157,7 @@ class Sync:
     def _pay(self, order_id: str, payment_id: str, paid_at: Any, cents: int, refund_target: str | None) -> bool:
         try:
             _payment, created = service.record_payment(order_id, {"payment_id": payment_id, "paid_at": iso(paid_at),
-                                                                  "amount": amount_text(cents)})
+                                                                  "amount": amount_text(cents)}, notify=self.notify)
         except BillingError as err:
             log.warning("Stripe payment %s of order %s not recorded: %s", payment_id, order_id, err.message)
             return False
