@@ -201,4 +201,7 @@ class Settings(Base):
     logo_sha: Mapped[str] = mapped_column(String(64), default="")
     #: Reverse-charge business customers in another EU member state.
     reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The reasons the cancellation confirmation offers, in order; None: the default list
+    #: (:data:`plugin.ledger.settings.DEFAULT_CANCELLATION_REASONS`).
+    cancellation_reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -38,6 +38,9 @@ class BillingRequest(Base):
     amount_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: The reason the customer picked from the merchant's list (a cancellation), as the list worded it
+    #: then; None when none was picked. ``reason`` holds what they wrote.
+    reason_choice: Mapped[str | None] = mapped_column(String(100), nullable=True)
     #: The last processor error, kept for the agent who takes over.
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     open_slot: Mapped[str | None] = mapped_column(String(80), nullable=True, unique=True)
