@@ -72,6 +72,7 @@ def request_to_dict(request: BillingRequest, events: Iterable[RequestEvent] | No
         "currency": request.currency,
         "ticket_id": request.ticket_id,
         "reason": request.reason,
+        "reason_choice": request.reason_choice,
         "error": (CUSTOMER_PROCESSOR_ERROR if request.error else None) if for_customer else request.error,
         "processing": request.pending_event is not None,
         "created_at": iso_utc(request.created_at),

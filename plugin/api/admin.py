@@ -22,11 +22,13 @@ same request twice leaves the same rows.
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from ..errors import NotFound, NotLoggedIn
+from ..db import utcnow
+from ..errors import InvalidInput, NotFound, NotLoggedIn
 from ..ledger import service
 from ..ledger import settings as merchant_settings
 from ..ledger.present import order_to_dict, payment_to_dict, price_point_to_dict
@@ -34,6 +36,7 @@ from ..ledger.schemas import OrderIn, PaymentIn, PricePointIn, SettingsIn
 from ..payments import sandbox_faults
 from ..payments.sandbox_faults import FaultsIn
 from ..validation import check_id
+from ..workflows.reports import cancellations_by_reason
 from .common import install_json_errors, parse_body
 from .idempotency import install_idempotency
 
@@ -122,6 +125,39 @@ def get_settings() -> Response:
 def put_settings() -> Response:
     data = parse_body(SettingsIn)
     return _answer(_settings_body(merchant_settings.update_settings(data)))
+
+
+# -- reports ----------------------------------------------------------------------------
+
+#: The cancellations report's range when none is given: the last 30 days.
+REPORT_DAYS = 30
+
+
+def _report_time(name: str, default: datetime) -> datetime:
+    """A ``from``/``to`` query parameter: a date (midnight UTC) or a time with an offset."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be a date like 2026-11-01 or a time like 2026-11-01T00:00:00Z.",
+                           fields={name: "not a date or time"}) from None
+    if value.tzinfo is None:
+        if len(raw) > 10:
+            raise InvalidInput(f"'{name}' needs an offset, e.g. 2026-11-01T00:00:00Z.",
+                               fields={name: "a time without an offset"})
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+@bp.get("/reports/cancellations")
+def cancellations_report() -> Response:
+    end = _report_time("to", utcnow() + timedelta(seconds=1))  # up to now, this second's requests included
+    start = _report_time("from", end - timedelta(days=REPORT_DAYS))
+    if start > end:
+        raise InvalidInput("'from' must not be after 'to'.", fields={"from": "after 'to'"})
+    return _answer(cancellations_by_reason(start, end))
 
 
 # -- price points -----------------------------------------------------------------------

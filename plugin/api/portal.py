@@ -160,7 +160,12 @@ def payments(order_id: str):
 def cancel(order_id: str):
     lead = require_lead()
     purchase = actions.own_purchase(lead.id, order_id)  # 404 before reading the body
-    billing_request = actions.cancel_own_purchase(purchase, _reason_only(_body()))
+    data = _body()
+    choice = data.pop("reason_choice", None) if isinstance(data, dict) else None
+    if choice is not None and not isinstance(choice, str):
+        raise InvalidInput("reason_choice must be one of the offered reasons, as text.",
+                           fields={"reason_choice": "must be a string"})
+    billing_request = actions.cancel_own_purchase(purchase, _reason_only(data), choice)
     return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 

@@ -265,6 +265,12 @@ class SellerIn(PartialSchema):
 _EMAIL = TypeAdapter(EmailStr)
 
 
+def _distinct(reasons: list[str]) -> list[str]:
+    if len({reason.casefold() for reason in reasons}) != len(reasons):
+        raise ValueError("must not list the same reason twice")
+    return reasons
+
+
 class TaxSettingsIn(PartialSchema):
     #: Reverse-charge EU business customers of another member state (:mod:`plugin.ledger.tax`).
     reverse_charge: StrictBool | None = None
@@ -278,3 +284,8 @@ class SettingsIn(PartialSchema):
     department: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
     seller: SellerIn | None = None
     tax: TaxSettingsIn | None = None
+    #: The cancellation confirmation's reasons, in order; [] for the default list.
+    cancellation_reasons: Annotated[
+        list[Annotated[StrictStr, Field(min_length=1, max_length=100), FreeText]], Field(max_length=20),
+        AfterValidator(_distinct),
+    ] | None = None

@@ -35,6 +35,16 @@ DEFAULTS: dict[str, Any] = {
     "reverse_charge": False,
 }
 
+#: The reasons the cancellation confirmation offers a merchant who set none (the customer may also write).
+DEFAULT_CANCELLATION_REASONS = (
+    "It costs too much",
+    "I no longer need it",
+    "It is missing something I need",
+    "I am switching to another product",
+    "Technical problems",
+    "Another reason",
+)
+
 #: The seller profile's fields, in the order documents show them.
 SELLER_FIELDS = ("name", "address", "email", "tax_id", "country")
 
@@ -76,7 +86,14 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
         "seller": {**{name: (settings.seller or {}).get(name, [] if name == "address" else "")
                       for name in SELLER_FIELDS}, "logo": settings.logo or ""},
         "tax": {"reverse_charge": bool(settings.reverse_charge)},
+        "cancellation_reasons": cancellation_reasons(settings),
     }
+
+
+def cancellation_reasons(settings: Settings | None = None) -> list[str]:
+    """The reasons the cancellation confirmation offers, in the merchant's order."""
+    chosen = (settings or get_settings()).cancellation_reasons
+    return list(chosen) if chosen else list(DEFAULT_CANCELLATION_REASONS)
 
 
 #: The configuration keys each seller field falls back to.
@@ -120,6 +137,8 @@ def update_settings(data: SettingsIn | Mapping[str, Any]) -> Settings:
         _apply_seller(settings, data.seller)
     if data.tax is not None and data.tax.reverse_charge is not None:
         settings.reverse_charge = data.tax.reverse_charge
+    if data.cancellation_reasons is not None:  # [] goes back to the default list
+        settings.cancellation_reasons = list(data.cancellation_reasons) or None
     db.session.commit()
     if data.seller is not None and data.seller.logo is not None:
         _logo_writes[0] += 1

@@ -82,18 +82,18 @@ def require_refund_offered(purchase: Purchase, payment: Payment) -> None:
         raise policy.refund_refusal(settings, request_open=request_open)
 
 
-def cancel_purchase(lead_id: int, order_id: str, reason: Any = None) -> BillingRequest:
+def cancel_purchase(lead_id: int, order_id: str, reason: Any = None, reason_choice: str | None = None) -> BillingRequest:
     """Ask to cancel the lead's subscription; returns the BillingRequest.
 
     Safe to repeat: while a request is open, a repeat answers with it. What the machine refuses is
     told in the portal's words (:func:`plugin.workflows.policy.cancel_refusal`).
     """
-    return cancel_own_purchase(own_purchase(lead_id, order_id), reason)
+    return cancel_own_purchase(own_purchase(lead_id, order_id), reason, reason_choice)
 
 
-def cancel_own_purchase(purchase: Purchase, reason: Any = None) -> BillingRequest:
+def cancel_own_purchase(purchase: Purchase, reason: Any = None, reason_choice: str | None = None) -> BillingRequest:
     """:func:`cancel_purchase` for a purchase already found among the lead's (:func:`own_purchase`)."""
-    return submit_cancellation(purchase, reason=free_text(reason, "reason"),
+    return submit_cancellation(purchase, reason=free_text(reason, "reason"), reason_choice=reason_choice or None,
                                explain=_explained(policy.cancel_refusal))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from ..errors import BillingError
@@ -80,6 +80,16 @@ class ReasonForm(SchemaForm):
 
     def check(self, data: dict[str, str]) -> str:
         return free_text(data["reason"], "reason")
+
+
+class CancelForm(ReasonForm):
+    """The cancellation's confirmation: one of the merchant's reasons (optional), and what they write."""
+
+    reason_choice = RadioField("Why are you cancelling? (optional)", choices=[], validate_choice=False)
+
+    def __init__(self, *args: Any, reasons: list[str] | tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reason_choice.choices = [(reason, reason) for reason in reasons]
 
 
 class AddressForm(SchemaForm):

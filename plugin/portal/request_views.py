@@ -8,12 +8,13 @@ from flask import redirect, request
 from ..db import utcnow
 from ..ledger.models import Purchase
 from ..ledger.service import get_settings
+from ..ledger.settings import cancellation_reasons
 from ..money import format_amount
 from ..workflows import policy
 from . import actions
 from .auth import require_lead
 from .display import date, money
-from .forms import CSRF_MESSAGE, ReasonForm
+from .forms import CSRF_MESSAGE, CancelForm, ReasonForm
 from .notices import notify
 from .pages import bp, csrf_failed, page_url, render
 
@@ -71,10 +72,11 @@ def _refund_outcome(payment: Any, billing_request: Any) -> str:
 def cancel(order_id: str):
     lead = require_lead()
     purchase = actions.own_purchase(lead.id, order_id)
-    form = ReasonForm()
+    form = CancelForm(reasons=cancellation_reasons())
     if request.method == "POST":
         if form.validate_on_submit():
-            billing_request = actions.cancel_purchase(lead.id, order_id, form.reason.data or "")
+            billing_request = actions.cancel_purchase(lead.id, order_id, form.reason.data or "",
+                                                      form.reason_choice.data or None)
             purchase = actions.own_purchase(lead.id, order_id)
             notify(_cancel_outcome(purchase, billing_request))
             return redirect(page_url("index"))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import db, utcnow
 from ..errors import BillingError, Conflict, InvalidInput, NotLoggedIn
 from ..ledger.models import Payment, Purchase
-from ..ledger.settings import get_settings
+from ..ledger.settings import cancellation_reasons, get_settings
 from ..locking import lock_purchase
 from ..money import format_amount, format_money
 from ..validation import MAX_MESSAGE_CHARS, free_text, parse_amount
@@ -46,9 +46,16 @@ Explain = Callable[[BillingError], BillingError]
 
 
 def submit_cancellation(purchase: Purchase, actor: str = CUSTOMER, reason: str = "", *,
-                        explain: Explain | None = None) -> BillingRequest:
-    """A customer asks to cancel a subscription. Returns the request (a repeat returns the open one)."""
-    return _submit("cancellation", purchase.id, None, reason, explain)
+                        reason_choice: str | None = None, explain: Explain | None = None) -> BillingRequest:
+    """A customer asks to cancel a subscription. Returns the request (a repeat returns the open one).
+
+    ``reason_choice`` is one of the merchant's reasons (:func:`plugin.ledger.settings.cancellation_reasons`),
+    kept on the request and counted by the cancellations report; anything else is a 400.
+    """
+    if reason_choice is not None and reason_choice not in cancellation_reasons():
+        raise InvalidInput("Pick one of the reasons offered, or leave the choice empty.",
+                           fields={"reason_choice": "not one of the merchant's cancellation reasons"})
+    return _submit("cancellation", purchase.id, None, reason, explain, reason_choice)
 
 
 def submit_refund(payment: Payment, actor: str = CUSTOMER, reason: str = "", *,
@@ -58,7 +65,7 @@ def submit_refund(payment: Payment, actor: str = CUSTOMER, reason: str = "", *,
 
 
 def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason: str,
-            explain: Explain | None) -> BillingRequest:
+            explain: Explain | None, reason_choice: str | None = None) -> BillingRequest:
     """Under the purchase's lock: the open request of this kind if there is one, else a new one that the
     machine takes through ``submit`` and on (processed automatically, or a ticket: the machine's choice)."""
     reason = free_text(reason, "reason")
@@ -72,6 +79,7 @@ def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason:
             return existing
         payment = reload(Payment, payment_id)
         request = new_request(request_type, purchase, payment, CUSTOMER, reason)
+        request.reason_choice = reason_choice
         ctx = RequestContext(request, purchase, payment, settings, utcnow())
         error = refusal(ctx, "submit", actor=CUSTOMER)
         if error is not None:
