@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     # Login links that may be asked for per email, and per client address (Flask-Limiter strings).
     "SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL": "3 per hour",
     "SELF_BILLING_LOGIN_LINK_LIMIT_PER_ADDRESS": "30 per hour",
+    # "Forgot your Order ID?" lookups (order_lookup emails) per email, and per client address.
+    "SELF_BILLING_ORDER_LOOKUP_LIMIT_PER_EMAIL": "3 per hour",
+    "SELF_BILLING_ORDER_LOOKUP_LIMIT_PER_ADDRESS": "30 per hour",
     # Hours during which a repeated Idempotency-Key replays the first answer (plugin/api/idempotency.py).
     "SELF_BILLING_IDEMPOTENCY_HOURS": 24,
     # Hours after the login at which a portal session ends, however active it is.

@@ -279,6 +279,23 @@ def login_link(w: World) -> tuple[Any, str, list[Fact]]:
                               (None, "a login link to the billing portal of Acme Tools Ltd was asked for")]
 
 
+def order_lookup(w: World) -> tuple[Any, str, list[Fact]]:
+    w.modes()
+    sub_at = w.subscription()
+    book_at = days_ago(1)
+    w.ledger.order("BOOK-1", price_point="ebook", purchased_at=iso(book_at))
+    w.ledger.order("BOB-1", email="bob@example.com", first_name="Bob", purchased_at=iso(days_ago(2)))
+    answer = w.client.post("/billing/api/portal/order-lookup", json={"email": "Ann@Example.com"})
+    assert answer.status_code == 202
+    message = w.one("order_lookup")
+    text = parts(message)["text/plain"]
+    assert "BOB-1" not in text and "BOB-1" not in parts(message)["text/html"]  # another lead's stays theirs
+    assert text.index("BOOK-1") < text.index("SUB-1")  # newest first
+    return message, "BOOK-1", [("Python Ebook", f"Order ID BOOK-1, bought {long_date(book_at)}, Paid"),
+                               ("Pro Plan", f"Order ID SUB-1, bought {long_date(sub_at)}, Active"),
+                               (None, "the Order IDs of this email address's purchases from Acme Tools Ltd")]
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[World], tuple[Any, str, list[Fact]]]]] = {
     "refund request received": ("request_ticketed", refund_request_received),
     "cancellation request received": ("request_ticketed", cancellation_request_received),
@@ -293,6 +310,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[World], tuple[Any, str, list[Fact]]]]]
     "renewal receipt": ("payment_receipt", renewal_receipt),
     "one-time purchase receipt": ("payment_receipt", one_time_receipt),
     "login link": ("login_link", login_link),
+    "order lookup": ("order_lookup", order_lookup),
 }
 
 

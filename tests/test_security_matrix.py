@@ -102,6 +102,8 @@ CUSTOMER_CATEGORIES = ("portal_api", "portal_pages", "customer_invoice")
 LOGINS = {"login"}  # views that start a session: CSRF-exempt in JSON, rate limited everywhere
 #: One-time login links: asked for and used without a session (the way in while logins are paused).
 LOGIN_LINKS = {"login_link", "use_link"}
+#: "Forgot your Order ID?": asked for without a session, the same answer for any email.
+ORDER_LOOKUPS = {"order_lookup"}
 LOGOUTS = {"logout", "logout_view"}
 
 
@@ -241,7 +243,8 @@ def build_world(app: Flask) -> World:
 @pytest.fixture
 def host(database_url, tmp_path) -> Iterator[Flask]:
     app = host_app(database_url, tmp_path, SELF_BILLING_LOGIN_LIMIT_PER_ADDRESS="8 per 15 minutes",
-                   SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL="100 per hour")
+                   SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL="100 per hour",
+                   SELF_BILLING_ORDER_LOOKUP_LIMIT_PER_EMAIL="100 per hour")
     yield app
     with app.app_context():
         app.extensions["sqlalchemy"].session.remove()
@@ -430,7 +433,7 @@ def test_portal_routes_need_a_portal_session(world):
     login_page = client.get(f"{PREFIX}/portal/").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
     for rule, method in routes(app, *CUSTOMER_CATEGORIES):
-        if view_of(rule.endpoint) in LOGINS | LOGIN_LINKS | LOGOUTS:
+        if view_of(rule.endpoint) in LOGINS | LOGIN_LINKS | ORDER_LOOKUPS | LOGOUTS:
             continue  # these need no session (tests/test_portal_api.py walks the links)
         if not rule.arguments and method == "GET" and category(app, rule) == "portal_pages":
             continue  # the login page itself
@@ -526,7 +529,7 @@ def csrf_kind(app: Flask, rule: Rule) -> str:
     """How a state-changing route proves a request is not cross-site."""
     cat, view = category(app, rule), view_of(rule.endpoint)
     if cat == "portal_api":
-        return "json_only" if view in LOGINS | LOGIN_LINKS else "header"
+        return "json_only" if view in LOGINS | LOGIN_LINKS | ORDER_LOOKUPS else "header"
     if cat in ("portal_pages", "desk") or rule.endpoint.startswith("helpdesk_desk."):
         return "form_redirect" if view in LOGOUTS else "form"
     if cat == "agent_api":

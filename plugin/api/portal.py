@@ -33,12 +33,15 @@ from ..portal.auth import (
 from ..portal.limits import (
     limit_link_view,
     limit_login_view,
+    limit_lookup_view,
     mark_login_failed,
+    order_lookup_wait_message,
     retry_after_seconds,
     too_many_message,
 )
 from ..portal.login import authenticate, parse_login
 from ..portal.login_links import send_login_link, sent_message
+from ..portal.order_lookup import LOOKUP_SENT_MESSAGE, parse_lookup, send_order_ids
 from ..portal.security import check_json_csrf
 from ..presenters import purchases_for_lead, request_to_dict
 from .common import install_json_errors, parse_body, path_id, read_json
@@ -47,7 +50,7 @@ from .idempotency import install_idempotency
 bp = Blueprint("self_billing_api_portal", __name__)
 install_json_errors(bp)
 
-_CSRF_EXEMPT = {"login", "login_link"}
+_CSRF_EXEMPT = {"login", "login_link", "order_lookup"}
 
 
 @bp.before_request
@@ -63,6 +66,8 @@ def _too_many(_err: RateLimitExceeded):
     seconds = retry_after_seconds()
     if (request.endpoint or "").endswith(".login_link"):
         message = "Several login links were asked for already: use the newest one in your email, or ask again later."
+    elif (request.endpoint or "").endswith(".order_lookup"):
+        message = order_lookup_wait_message(seconds)
     else:
         message = too_many_message(seconds)
     response = error_response(429, "rate_limited", message, retry_after=seconds)
@@ -118,6 +123,15 @@ def login_link():
         send_login_link(fields.order_id, fields.email,
                         lambda token: url_for(f"{door}.use_link", token=token, _external=True))
     return jsonify({"message": sent_message()}), 202
+
+
+@bp.post("/order-lookup")
+def order_lookup():
+    """"Forgot your Order ID?": email the Order IDs of the address's purchases to it: 202 always."""
+    email = parse_lookup(read_json())
+    door = portal_blueprint()
+    send_order_ids(email, url_for(f"{door}.index", _external=True) if door is not None else None)
+    return jsonify({"message": LOOKUP_SENT_MESSAGE}), 202
 
 
 @bp.post("/logout")
@@ -238,6 +252,7 @@ def delete_payment_method(order_id: str, method_id: str):
 def _limit_logins(state: BlueprintSetupState) -> None:
     limit_login_view(state.app, f"{state.name_prefix}.{state.name}.login".lstrip("."))
     limit_link_view(state.app, f"{state.name_prefix}.{state.name}.login_link".lstrip("."))
+    limit_lookup_view(state.app, f"{state.name_prefix}.{state.name}.order_lookup".lstrip("."))
 
 
 def _caller() -> str:

@@ -39,6 +39,7 @@ KINDS: tuple[str, ...] = (
     "purchase_confirmation",
     "payment_receipt",
     "login_link",
+    "order_lookup",
 )
 
 #: ``session.info`` key listing rows to try right after commit (SELF_BILLING_MAIL_SEND_AFTER_COMMIT).

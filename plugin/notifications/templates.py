@@ -117,6 +117,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
                 "(order {order_id}). If it was not you, ignore this email: nothing changes, and nobody can "
                 "log in without this link.",
     },
+    "order_lookup": {
+        "subject": "Your Order IDs (the latest is {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "Someone (we hope you) asked for the Order IDs of the purchases made with this email address. "
+                "They are below, newest first: log in to your billing portal with any of them and this email "
+                "address. If it was not you, ignore this email: nothing changes.",
+    },
 }
 
 _LISTED = ", ".join("{" + name + "}" for name in PLACEHOLDERS)

@@ -23,6 +23,7 @@ from ..addresses import country_choices
 from ..ledger.schemas import Address
 from ..validation import free_text, validate
 from .login import parse_login
+from .order_lookup import parse_lookup
 
 CSRF_MESSAGE = (
     "This form has expired or did not come from this page, so nothing was changed. "
@@ -69,6 +70,17 @@ class LoginForm(SchemaForm):
 
     def check(self, data: dict[str, str]) -> Any:
         return parse_login(data)
+
+
+class OrderLookupForm(SchemaForm):
+    """"Forgot your Order ID?": the email address only (:func:`plugin.portal.order_lookup.parse_lookup`)."""
+
+    email = StringField("Email address")
+
+    rule_fields = ("email",)
+
+    def check(self, data: dict[str, str]) -> str:
+        return parse_lookup(data)
 
 
 class ReasonForm(SchemaForm):

@@ -131,20 +131,34 @@ def limit_login_view(app: Flask, endpoint: str) -> None:
     app.view_functions[endpoint] = per_address(per_email(view))
 
 
-def limit_link_view(app: Flask, endpoint: str) -> None:
-    """Limit requests for login links (:mod:`.login_links`): every request counts, per email and per
-    address, on counters of their own, never the failed-login ones they exist to get around."""
+def _limit_every_request(app: Flask, endpoint: str, setting: str, scope: str, what: str) -> None:
+    """Limit every POST to ``endpoint`` per email and per address, by ``{setting}_PER_EMAIL`` and
+    ``{setting}_PER_ADDRESS``, on the counters ``{scope}_email`` and ``{scope}_address``."""
     limiter = get_limiter(app)
     view = app.view_functions[endpoint]
     if getattr(view, "__wrapper-limiter-instance", None) is limiter:
         return
     per_email = limiter.shared_limit(
-        _config_value("SELF_BILLING_LOGIN_LINK_LIMIT_PER_EMAIL"), scope="self_billing_login_link_email",
-        key_func=_email_key, methods=["POST"], error_message="Too many login links asked for this email.")
+        _config_value(f"{setting}_PER_EMAIL"), scope=f"{scope}_email",
+        key_func=_email_key, methods=["POST"], error_message=f"Too many {what} asked for this email.")
     per_address = limiter.shared_limit(
-        _config_value("SELF_BILLING_LOGIN_LINK_LIMIT_PER_ADDRESS"), scope="self_billing_login_link_address",
-        key_func=_address_key, methods=["POST"], error_message="Too many login links asked from your network.")
+        _config_value(f"{setting}_PER_ADDRESS"), scope=f"{scope}_address",
+        key_func=_address_key, methods=["POST"], error_message=f"Too many {what} asked from your network.")
     app.view_functions[endpoint] = per_address(per_email(view))
+
+
+def limit_link_view(app: Flask, endpoint: str) -> None:
+    """Limit requests for login links (:mod:`.login_links`): every request counts, per email and per
+    address, on counters of their own, never the failed-login ones they exist to get around."""
+    _limit_every_request(app, endpoint, "SELF_BILLING_LOGIN_LINK_LIMIT", "self_billing_login_link", "login links")
+
+
+def limit_lookup_view(app: Flask, endpoint: str) -> None:
+    """Limit "Forgot your Order ID?" (:mod:`.order_lookup`) the same way, on counters of its own
+    (``SELF_BILLING_ORDER_LOOKUP_LIMIT_PER_EMAIL``, ``..._PER_ADDRESS``); known email or not, every
+    request counts, so a limited answer reveals nothing either."""
+    _limit_every_request(app, endpoint, "SELF_BILLING_ORDER_LOOKUP_LIMIT", "self_billing_order_lookup",
+                         "Order ID lookups")
 
 
 def retry_after_seconds() -> int:
@@ -164,3 +178,11 @@ def too_many_message(seconds: int) -> str:
         f"try again in {minutes} {unit}, or get in now with a login link sent to your email. "
         "If you cannot find your Order ID, contact support."
     )
+
+
+def order_lookup_wait_message(seconds: int) -> str:
+    """What a limited "Forgot your Order ID?" answers (the same whether or not the email is known)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return ("Order IDs were asked for several times already. If we have purchases under that email, they are in "
+            f"an email we sent to it (check your spam folder too); or ask again in {minutes} {unit}.")

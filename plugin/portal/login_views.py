@@ -9,7 +9,7 @@ from ..ledger.models import Lead
 from ..payments.interface import PayPalManaged
 from ..presenters import purchases_for_lead
 from .auth import current_lead_id, login_lead, logout
-from .forms import CSRF_MESSAGE, ActionForm, LoginForm
+from .forms import CSRF_MESSAGE, ActionForm, LoginForm, OrderLookupForm
 from .limits import mark_login_failed
 from .login import WRONG_PAIR_MESSAGE, authenticate
 from .login_links import (
@@ -19,6 +19,7 @@ from .login_links import (
     use_login_link,
 )
 from .notices import ERROR, notify
+from .order_lookup import LOOKUP_SENT_MESSAGE, send_order_ids
 from .pages import bp, csrf_failed, page_url, render, safe_next
 
 # -- login, My Orders, logout ------------------------------------------------------------------
@@ -62,6 +63,20 @@ def login_link():
     send_login_link(form.order_id.data, form.email.data,
                     lambda token: page_url("use_link", token=token, _external=True))
     return render("message.html", title="Check your email", message=sent_message(), show_home=True, kind="success")
+
+
+@bp.route("/login/order-ids", methods=["GET", "POST"])
+def order_lookup():
+    """"Forgot your Order ID?": email the Order IDs of an address's purchases; the same answer either way."""
+    form = OrderLookupForm()
+    if request.method == "GET":
+        return render("order_lookup.html", form=form)
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if csrf_failed(form) else None
+        return render("order_lookup.html", 400, form=form, error=error)
+    send_order_ids(form.validated, page_url("index", _external=True))
+    return render("message.html", title="Check your email", message=LOOKUP_SENT_MESSAGE, show_home=True,
+                  kind="success")
 
 
 @bp.route("/login/link/<token>", methods=["GET", "POST"])

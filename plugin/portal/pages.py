@@ -27,7 +27,7 @@ from ..errors import BillingError, NotAllowed, NotLoggedIn
 from ..templating import TEMPLATE_FOLDER
 from .access import check_door
 from .forms import CSRF_MESSAGE, ActionForm, LoginForm
-from .limits import retry_after_seconds, too_many_message
+from .limits import order_lookup_wait_message, retry_after_seconds, too_many_message
 from .notices import pop_notices
 
 bp = Blueprint("self_billing_portal", __name__, template_folder=TEMPLATE_FOLDER)
@@ -97,6 +97,7 @@ PAGE_TITLES = {
     "login.html": "My Orders – log in",
     "login_link.html": "My Orders – log in with your link",
     "login_link_request.html": "My Orders – email me a login link",
+    "order_lookup.html": "My Orders – forgot your Order ID",
     "orders.html": "My Orders",
 }
 
@@ -159,6 +160,9 @@ def _too_many(_err: RateLimitExceeded):
         body, status = render("message.html", 429, title="Please wait a little", show_home=True,
                               message=f"Several login links were asked for already. Use the newest one in your "
                                       f"email, or ask again in {minutes} minute{'s' if minutes != 1 else ''}.")
+    elif request.endpoint == f"{request.blueprint}.order_lookup":
+        body, status = render("message.html", 429, title="Please wait a little", show_home=True,
+                              message=order_lookup_wait_message(seconds))
     else:
         body, status = render("login.html", 429, form=LoginForm(), error=too_many_message(seconds), link_open=True)
     return body, status, {"Retry-After": str(seconds)}

@@ -26,7 +26,7 @@ from flask.blueprints import BlueprintSetupState
 
 from . import account_views, history_views, login_views, request_views  # noqa: F401  (their routes are on bp)
 from .display import FILTERS
-from .limits import limit_link_view, limit_login_view
+from .limits import limit_link_view, limit_login_view, limit_lookup_view
 from .pages import MODE_OPTION, bp, register_my_orders_tab
 from .security import apply_session_cookie_defaults
 
@@ -45,3 +45,4 @@ def _on_register(state: BlueprintSetupState) -> None:
     apply_session_cookie_defaults(app)
     limit_login_view(app, f"{name}.login")
     limit_link_view(app, f"{name}.login_link")
+    limit_lookup_view(app, f"{name}.order_lookup")
