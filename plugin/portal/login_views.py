@@ -1,6 +1,8 @@
 """The portal's login pages and My Orders: Order ID + email, one-time login links, logout."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from flask import redirect, request
 
 from ..db import db
@@ -51,32 +53,33 @@ def login():
     return redirect(next_url or page_url("index"))
 
 
+def _email_request(template: str, form: LoginForm | OrderLookupForm, send: Callable[[Any], None],
+                   message: Callable[[], str]):
+    """A page whose form emails the customer (a login link, their Order IDs): a GET shows the form; a valid
+    POST calls ``send(form)`` and answers ``message()``, the same whatever was found."""
+    if request.method == "GET":
+        return render(template, form=form)
+    if not form.validate_on_submit():
+        error = CSRF_MESSAGE if csrf_failed(form) else None
+        return render(template, 400, form=form, error=error)
+    send(form)
+    return render("message.html", title="Check your email", message=message(), show_home=True, kind="success")
+
+
 @bp.route("/login/link", methods=["GET", "POST"])
 def login_link():
     """Ask for a one-time login link by email; the same answer whether or not the pair matches."""
-    form = LoginForm()
-    if request.method == "GET":
-        return render("login_link_request.html", form=form)
-    if not form.validate_on_submit():
-        error = CSRF_MESSAGE if csrf_failed(form) else None
-        return render("login_link_request.html", 400, form=form, error=error)
-    send_login_link(form.order_id.data, form.email.data,
-                    lambda token: page_url("use_link", token=token, _external=True))
-    return render("message.html", title="Check your email", message=sent_message(), show_home=True, kind="success")
+    return _email_request("login_link_request.html", LoginForm(), lambda form: send_login_link(
+        form.order_id.data, form.email.data, lambda token: page_url("use_link", token=token, _external=True)),
+        sent_message)
 
 
 @bp.route("/login/order-ids", methods=["GET", "POST"])
 def order_lookup():
     """"Forgot your Order ID?": email the Order IDs of an address's purchases; the same answer either way."""
-    form = OrderLookupForm()
-    if request.method == "GET":
-        return render("order_lookup.html", form=form)
-    if not form.validate_on_submit():
-        error = CSRF_MESSAGE if csrf_failed(form) else None
-        return render("order_lookup.html", 400, form=form, error=error)
-    send_order_ids(form.validated, page_url("index", _external=True))
-    return render("message.html", title="Check your email", message=LOOKUP_SENT_MESSAGE, show_home=True,
-                  kind="success")
+    return _email_request("order_lookup.html", OrderLookupForm(),
+                          lambda form: send_order_ids(form.validated, page_url("index", _external=True)),
+                          lambda: LOOKUP_SENT_MESSAGE)
 
 
 @bp.route("/login/link/<token>", methods=["GET", "POST"])
