@@ -158,6 +158,8 @@ def _purchase_dict(
     open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
     can_cancel = policy.can_cancel(purchase, settings, now,
                                    request_open=open_slot("cancellation", purchase.id) in open_slots)
+    scheduled = max((r for r in requests if r.type == "cancellation" and r.outcome == "cancel_scheduled"),
+                    key=lambda r: r.id, default=None)
     upcoming = None
     if purchase.status == "active" and purchase.next_payment_at is not None:
         upcoming = {"amount": format_amount(purchase.amount_cents), "currency": purchase.currency,
@@ -180,6 +182,7 @@ def _purchase_dict(
         "payment_method": _payment_method(purchase, cards),
         "actions": {
             "cancel": can_cancel,
+            "resume": policy.can_resume(purchase, scheduled, settings, now),
             "update_address": policy.can_change_address(purchase, settings),
             "update_card": policy.can_change_card(purchase, settings),
         },

@@ -296,6 +296,19 @@ def order_lookup(w: World) -> tuple[Any, str, list[Fact]]:
                                (None, "the Order IDs of this email address's purchases from Acme Tools Ltd")]
 
 
+def cancellation_undone(w: World) -> tuple[Any, str, list[Fact]]:
+    w.modes(cancellation="automatic")
+    w.subscription(price_point="pro-delayed")
+    ann = w.customer()
+    assert ann.post("/purchases/SUB-1/cancel", json={}).status_code == 202
+    kept = ann.post("/purchases/SUB-1/resume")
+    assert kept.status_code == 200, kept.get_json()
+    next_payment = kept.get_json()["next_payment_at"]
+    return w.one("cancellation_undone"), "SUB-1", [
+        ("Next payment", f"$99.00 on {long_date(next_payment)}"),
+        (None, "You kept your subscription to Team Plan (order SUB-1)")]
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[World], tuple[Any, str, list[Fact]]]]] = {
     "refund request received": ("request_ticketed", refund_request_received),
     "cancellation request received": ("request_ticketed", cancellation_request_received),
@@ -311,6 +324,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[World], tuple[Any, str, list[Fact]]]]]
     "one-time purchase receipt": ("payment_receipt", one_time_receipt),
     "login link": ("login_link", login_link),
     "order lookup": ("order_lookup", order_lookup),
+    "cancellation undone": ("cancellation_undone", cancellation_undone),
 }
 
 

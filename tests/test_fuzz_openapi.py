@@ -115,6 +115,7 @@ def _seed(app: Flask) -> Seeded:
     orders = [  # order, price point, email, payment, extra order fields
         ("ORD-1001", "pro-monthly", "ann@example.com", "PAY-1", {}),
         ("ORD-1002", "pro-yearly", "ann@example.com", "PAY-12", {}),
+        ("ORD-1003", "pro-yearly", "ann@example.com", "PAY-13", {}),  # set to end: resume keeps it
         ("ORD-2001", "ebook", "ann@example.com", "PAY-21", {}),
         ("ORD-3001", "pro-monthly", "ann@example.com", "PAY-31", {"payment_method": paypal}),
         ("ORD-9001", "pro-monthly", "bob@example.com", "PAY-91", {"first_name": "Bob"}),
@@ -145,6 +146,9 @@ def _seed(app: Flask) -> Seeded:
             agent_refund(payment(payment_id), "agent@example.com", "1.00")
             notes.append(db.session.execute(select(CreditNote.number).order_by(CreditNote.id.desc())
                                             .limit(1)).scalar_one())
+        from plugin.workflows.service import agent_cancel
+
+        agent_cancel(purchase("ORD-1003"), "agent@example.com", "period_end")
         submit_cancellation(purchase("ORD-9001"), reason="Moving to another tool")
         submit_refund(payment("PAY-92"), reason="Bought it twice")
         submit_refund(payment("PAY-12"), reason="Meant the monthly plan")

@@ -495,15 +495,16 @@ def test_python_api_and_http_api_fail_alike(app, shop, call, http):
 
 
 def test_faults_round_trip_and_validation(app, merchant):
-    assert merchant.get("/sandbox/faults").get_json() == {"refund": 0, "cancel": 0, "attach_card": 0}
+    assert merchant.get("/sandbox/faults").get_json() == {"refund": 0, "cancel": 0, "resume": 0, "attach_card": 0}
     response = merchant.put("/sandbox/faults", {"refund": 2, "attach_card": 1})
     assert response.status_code == 200
-    assert response.get_json() == {"refund": 2, "cancel": 0, "attach_card": 1}
-    assert merchant.put("/sandbox/faults", {"cancel": 3}).get_json() == {"refund": 2, "cancel": 3, "attach_card": 1}
+    assert response.get_json() == {"refund": 2, "cancel": 0, "resume": 0, "attach_card": 1}
+    assert merchant.put("/sandbox/faults", {"cancel": 3}).get_json() == {"refund": 2, "cancel": 3, "resume": 0,
+                                                                      "attach_card": 1}
     for body, field in (({"refund": -1}, "refund"), ({"cancel": "2"}, "cancel"), ({"refund": None}, "refund"),
                         ({"charge": 1}, "charge"), ({"attach_card": 1.5}, "attach_card")):
         assert_error(merchant.put("/sandbox/faults", body), 400, "invalid", field)
-    assert merchant.get("/sandbox/faults").get_json() == {"refund": 2, "cancel": 3, "attach_card": 1}
+    assert merchant.get("/sandbox/faults").get_json() == {"refund": 2, "cancel": 3, "resume": 0, "attach_card": 1}
 
 
 class OtherGateway:

@@ -151,7 +151,7 @@ def test_injected_faults_fail_the_next_n_calls_then_succeed(paid, client):
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     response = client.put(FAULTS, json={"refund": 2, "cancel": 1, "attach_card": 1}, headers=headers)
     assert response.status_code == 200
-    assert response.get_json() == {"refund": 2, "cancel": 1, "attach_card": 1}
+    assert response.get_json() == {"refund": 2, "cancel": 1, "resume": 0, "attach_card": 1}
 
     for _ in range(2):
         with pytest.raises(ProcessorOutage):
@@ -169,7 +169,7 @@ def test_injected_faults_fail_the_next_n_calls_then_succeed(paid, client):
         with pytest.raises(ProcessorOutage):
             get_gateway().attach_payment_method(processor.purchase_ref(purchase), token)
         assert get_gateway().attach_payment_method(processor.purchase_ref(purchase), token).last4 == "4242"
-    assert client.get(FAULTS, headers=headers).get_json() == {"refund": 0, "cancel": 0, "attach_card": 0}
+    assert client.get(FAULTS, headers=headers).get_json() == {"refund": 0, "cancel": 0, "resume": 0, "attach_card": 0}
 
 
 # -- the token endpoint -------------------------------------------------------------------------

@@ -183,6 +183,14 @@ def cancel(order_id: str):
     return jsonify({"request": request_to_dict(billing_request, for_customer=True)}), 202
 
 
+@bp.post("/purchases/<order_id>/resume")
+def resume(order_id: str):
+    """Keep my subscription: undo its scheduled cancellation; 200 with the purchase, active again."""
+    lead = require_lead()
+    purchase = actions.own_purchase(lead.id, order_id)
+    return jsonify(actions.present(actions.keep_own_subscription(purchase)))
+
+
 @bp.post("/payments/<payment_id>/refund")
 def refund(payment_id: str):
     lead = require_lead()

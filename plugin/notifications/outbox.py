@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "payment_receipt",
     "login_link",
     "order_lookup",
+    "cancellation_undone",
 )
 
 #: ``session.info`` key listing rows to try right after commit (SELF_BILLING_MAIL_SEND_AFTER_COMMIT).
@@ -64,6 +65,8 @@ def _event_date(kind: str, purchase: Purchase, payment: Payment | None,
         return purchase.cancels_at
     if kind == "cancellation_done" and purchase.cancelled_at is not None:
         return purchase.cancelled_at
+    if kind == "cancellation_undone" and purchase.next_payment_at is not None:
+        return purchase.next_payment_at  # the subscription renews then, as it did before
     if kind == "purchase_confirmation":
         return purchase.purchased_at
     if kind == "payment_receipt" and payment is not None:

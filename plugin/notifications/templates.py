@@ -124,6 +124,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
                 "They are below, newest first: log in to your billing portal with any of them and this email "
                 "address. If it was not you, ignore this email: nothing changes.",
     },
+    "cancellation_undone": {
+        "subject": "Your {product} subscription continues (order {order_id})",
+        "body": "Hi {first_name},\n\n"
+                "You kept your subscription to {product} (order {order_id}): its cancellation is undone and it "
+                "will not end. It renews as before, with the next payment of {amount} on {date}.",
+    },
 }
 
 _LISTED = ", ".join("{" + name + "}" for name in PLACEHOLDERS)

@@ -1,7 +1,7 @@
 """The interface every payment processor adapter implements: plain data in, typed results and errors out.
 
 An adapter receives what the processor needs as frozen dataclasses (``PurchaseRef``,
-``RefundOrder``, ``CancelOrder``, ``CardRef``), never the plugin's database rows, and turns
+``RefundOrder``, ``CancelOrder``, ``ResumeOrder``, ``CardRef``), never the plugin's database rows, and turns
 processor answers into the results and errors below; callers never see a processor's raw
 exceptions. Every money-moving call carries an idempotency key: the same key twice gives the
 same result and moves money once. The plugin calls an adapter only through
@@ -81,6 +81,14 @@ class CancelOrder:
 
 
 @dataclass(frozen=True)
+class ResumeOrder:
+    """Undo a cancellation scheduled for the period end: the subscription renews again."""
+
+    purchase: PurchaseRef
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
 class CardRef:
     """A saved card as the processor knows it: its token, with brand and last four for messages."""
 
@@ -105,6 +113,12 @@ class CancelResult:
 
 
 @dataclass(frozen=True)
+class ResumeResult:
+    reference: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CardDetails:
     """What the processor tells about an attached card: never the number."""
 
@@ -125,6 +139,9 @@ class PaymentGateway(Protocol):
 
     def cancel_subscription(self, order: CancelOrder) -> CancelResult:
         """Stop a subscription's future charges now or at the end of the paid period."""
+
+    def resume_subscription(self, order: ResumeOrder) -> ResumeResult:
+        """Keep a subscription whose cancellation at the period end is scheduled: it renews again."""
 
     def attach_payment_method(self, purchase: PurchaseRef, token: str) -> CardDetails:
         """Attach a card, given the processor's token. Raises CardDeclined, InvalidToken."""

@@ -40,6 +40,8 @@ from .interface import (
     PurchaseRef,
     RefundOrder,
     RefundResult,
+    ResumeOrder,
+    ResumeResult,
 )
 from .records import ProcessorCall
 
@@ -87,6 +89,11 @@ def cancel_order(purchase: Purchase, at_period_end: bool, idempotency_key: str) 
                        idempotency_key=idempotency_key)
 
 
+def resume_order(purchase: Purchase, idempotency_key: str) -> ResumeOrder:
+    """What the processor needs to undo a scheduled cancellation (build it before committing)."""
+    return ResumeOrder(purchase=purchase_ref(purchase), idempotency_key=idempotency_key)
+
+
 def refund(order: RefundOrder, *, purchase_id: int, payment_id: int, request_id: int | None = None) -> RefundResult:
     """Return ``order.amount_cents`` of the payment; the same key again answers with the first result."""
     return _call("refund", lambda: gateway().refund(order), purchase_id=purchase_id, payment_id=payment_id,
@@ -99,6 +106,20 @@ def cancel_subscription(order: CancelOrder, *, purchase_id: int, request_id: int
     return _call("cancel_subscription", lambda: gateway().cancel_subscription(order), purchase_id=purchase_id,
                  request_id=request_id, idempotency_key=order.idempotency_key,
                  reference=lambda result: result.reference)
+
+
+def resume_subscription(order: ResumeOrder, *, purchase_id: int, request_id: int | None = None) -> ResumeResult:
+    """Undo the subscription's scheduled cancellation; the same key again is one change."""
+    return _call("resume_subscription", lambda: _resume(order), purchase_id=purchase_id, request_id=request_id,
+                 idempotency_key=order.idempotency_key, reference=lambda result: result.reference)
+
+
+def _resume(order: ResumeOrder) -> ResumeResult:
+    resume = getattr(gateway(), "resume_subscription", None)
+    if resume is None:  # a host's own adapter written before this operation existed
+        raise GatewayError(f"The {gateway_name()} payment gateway cannot undo a scheduled cancellation "
+                           "(its adapter has no resume_subscription).")
+    return resume(order)
 
 
 def attach_card(purchase: PurchaseRef, token: str, *, purchase_id: int) -> CardDetails:

@@ -29,11 +29,13 @@ from .interface import (
     PurchaseRef,
     RefundOrder,
     RefundResult,
+    ResumeOrder,
+    ResumeResult,
 )
 from .sandbox_models import SandboxFault, SandboxOperation, SandboxToken
 
 DECLINED_TEST_NUMBER = "4000000000000002"
-FAULT_KINDS = ("refund", "cancel", "attach_card")
+FAULT_KINDS = ("refund", "cancel", "resume", "attach_card")
 
 _BRANDS = (
     (("4",), "visa"),
@@ -207,6 +209,23 @@ class SandboxGateway:
             assert previous is not None
             return CancelResult(previous.reference, previous.detail == "at_period_end")
         return CancelResult(reference, at_period_end)
+
+    def resume_subscription(self, order: ResumeOrder) -> ResumeResult:
+        previous = self._replay(order.idempotency_key)
+        if previous is not None:
+            if previous.kind != "resume" or previous.target != order.purchase.order_id:
+                raise GatewayError("This idempotency key was already used for another call.")
+            return ResumeResult(previous.reference)
+        self._maybe_fail("resume")
+        reference = "sub_resume_" + secrets.token_hex(8)
+        try:
+            self._record(idempotency_key=order.idempotency_key, kind="resume", target=order.purchase.order_id,
+                         reference=reference, detail="cancel_at_period_end=false")
+        except IntegrityError:  # the same key raced us: its result stands
+            previous = self._replay(order.idempotency_key)
+            assert previous is not None
+            return ResumeResult(previous.reference)
+        return ResumeResult(reference)
 
     # -- cards ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Fault injection on the sandbox processor: make its next refund, cancel or attach_card calls fail.
+"""Fault injection on the sandbox processor: make its next refund, cancel, resume or attach_card calls fail.
 
 The merchant API's ``GET``/``PUT /api/admin/sandbox/faults`` and tests call these. They exist only
 while the configured gateway is the sandbox; with any other processor they answer 404.
@@ -21,6 +21,7 @@ class FaultsIn(PartialSchema):
 
     refund: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
     cancel: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    resume: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
     attach_card: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
 
 
@@ -37,7 +38,7 @@ def require_sandbox(what: str = "Fault injection") -> SandboxGateway:
 
 
 def get_sandbox_faults() -> dict[str, int]:
-    """How many of the next refund, cancel and attach_card calls the sandbox will fail."""
+    """How many of the next refund, cancel, resume and attach_card calls the sandbox will fail."""
     return require_sandbox().set_faults({})
 
 

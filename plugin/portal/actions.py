@@ -22,7 +22,8 @@ from ..presenters import payment_history_page, purchase_to_dict
 from ..validation import free_text
 from ..workflows import policy
 from ..workflows.models import BillingRequest
-from ..workflows.service import submit_cancellation, submit_refund
+from ..workflows.service import keep_subscription, submit_cancellation, submit_refund
+from ..workflows.steps import scheduled_request
 from .cards import (
     CARD_NOT_FOUND,
     add_card,
@@ -41,7 +42,7 @@ from .ownership import (
 
 __all__ = [
     "CARD_NOT_FOUND", "ORDER_NOT_FOUND", "PAYMENT_NOT_FOUND", "add_card", "cancel_own_purchase", "cancel_purchase",
-    "card_to_dict", "refund_own_payment",
+    "card_to_dict", "keep_own_subscription", "refund_own_payment", "require_resume_offered",
     "list_cards", "own_payment", "own_purchase", "payment_history", "present", "refund_payment",
     "remove_card", "require_cancel_offered", "require_refund_offered", "set_default_card",
     "update_billing_address",
@@ -95,6 +96,23 @@ def cancel_own_purchase(purchase: Purchase, reason: Any = None, reason_choice: s
     """:func:`cancel_purchase` for a purchase already found among the lead's (:func:`own_purchase`)."""
     return submit_cancellation(purchase, reason=free_text(reason, "reason"), reason_choice=reason_choice or None,
                                explain=_explained(policy.cancel_refusal))
+
+
+def require_resume_offered(purchase: Purchase) -> None:
+    """Raise why "Keep my subscription" is not offered now (nothing scheduled, too late, in flight)."""
+    scheduled, now = scheduled_request(purchase.id), utcnow()
+    if not policy.can_resume(purchase, scheduled, get_settings(), now):
+        raise policy.resume_refusal(purchase, scheduled, now)
+
+
+def keep_own_subscription(purchase: Purchase) -> Purchase:
+    """Undo the scheduled cancellation of the lead's subscription (found with :func:`own_purchase`).
+
+    Returns the purchase, active again. What the machine refuses (nothing to undo, already over, a
+    resume in flight) is told in the portal's words; a processor failure changes nothing (503).
+    """
+    keep_subscription(purchase, explain=lambda p, scheduled, _error: policy.resume_refusal(p, scheduled, utcnow()))
+    return own_purchase(purchase.lead_id, purchase.order_id)
 
 
 def refund_payment(lead_id: int, payment_id: str, reason: Any = None) -> BillingRequest:

@@ -17,14 +17,14 @@ Views only translate HTTP: what may happen is the policy's
 (:mod:`plugin.workflows.policy`), what a customer does is in :mod:`.actions`,
 :mod:`.login`, :mod:`.access`; forms (with CSRF tokens) in :mod:`.forms`;
 formatting in :mod:`.display`. The pages are in :mod:`.login_views`,
-:mod:`.request_views`, :mod:`.account_views` and :mod:`.history_views`, on the blueprint of
+:mod:`.request_views`, :mod:`.resume_views`, :mod:`.account_views` and :mod:`.history_views`, on the blueprint of
 :mod:`.pages`; this module puts them together.
 """
 from __future__ import annotations
 
 from flask.blueprints import BlueprintSetupState
 
-from . import account_views, history_views, login_views, request_views  # noqa: F401  (their routes are on bp)
+from . import account_views, history_views, login_views, request_views, resume_views  # noqa: F401  (routes on bp)
 from .display import FILTERS
 from .limits import limit_link_view, limit_login_view, limit_lookup_view
 from .pages import MODE_OPTION, bp, register_my_orders_tab

@@ -30,6 +30,7 @@ __all__ = ["CUSTOMER", "SYSTEM", "RequestContext"]
 EMAIL_FOR_OUTCOME = {
     "cancelled": "cancellation_done",
     "cancel_scheduled": "cancellation_scheduled",
+    "resumed": "cancellation_undone",
     "refunded": "refund_done",
     "partially_refunded": "refund_done",
     "declined": "request_declined",
@@ -131,6 +132,9 @@ class RequestContext:
     def schedule_due(self, **_: Any) -> bool:
         return self.purchase.cancels_at is not None and self.purchase.cancels_at <= self.now
 
+    def schedule_not_due(self, **_: Any) -> bool:
+        return self.purchase.cancels_at is not None and self.now < self.purchase.cancels_at
+
     def has_remaining(self, **_: Any) -> bool:
         return self.payment is not None and self.payment.remaining_cents > 0
 
@@ -147,6 +151,10 @@ class RequestContext:
         return bool(self.request.error)
 
     # -- effects: what the processor is to do --------------------------------------------
+
+    def queue_step(self, event_name: str, actor: str) -> None:
+        """A processor step decided outside the tables (the customer's ``resume``), saved as pending."""
+        self._set_pending(event_name, None, actor)
 
     def _set_pending(self, event_name: str, amount_cents: int | None, actor: str) -> None:
         self.request.pending_event = event_name
@@ -177,6 +185,12 @@ class RequestContext:
     def end_scheduled_purchase(self, **_: Any) -> None:
         self.purchase.status = "cancelled"
         self.purchase.cancelled_at = self.purchase.cancels_at
+
+    def resume_purchase(self, **_: Any) -> None:
+        """The scheduled end is undone: active again, renewing on the day it would have ended."""
+        self.purchase.status = "active"
+        self.purchase.next_payment_at = self.purchase.cancels_at
+        self.purchase.cancels_at = None
 
     def record_refund(self, amount_cents: int, reference: str = "", actor: str = SYSTEM, **_: Any) -> None:
         """Append the refund the processor confirmed, update the running totals, issue its credit note."""

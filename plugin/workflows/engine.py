@@ -41,6 +41,8 @@ REFUSALS: dict[str, tuple[type[BillingError], str, str]] = {
     "by_customer": (Conflict, "customer_only", "This step is for customer requests only."),
     "is_scheduled": (Conflict, "not_scheduled", "This request has no scheduled cancellation."),
     "schedule_due": (Conflict, "not_due", "The scheduled cancellation date has not been reached."),
+    "schedule_not_due": (Conflict, "cancellation_effective",
+                         "The scheduled cancellation has already taken effect, so it cannot be undone."),
 }
 
 

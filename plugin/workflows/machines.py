@@ -9,7 +9,7 @@ The effects a reader meets in the tables:
 
 - ``queue_*``: what the processor is to do (the request's ``pending_event``);
 - ``cancel_purchase_now``, ``schedule_purchase_cancellation``, ``end_scheduled_purchase``,
-  ``record_refund``: the ledger change the processor confirmed;
+  ``resume_purchase``, ``record_refund``: the ledger change the processor confirmed;
 - ``open_ticket``, ``open_ticket_after_failure``: a helpdesk ticket for an agent;
 - ``settle_outcome``: how the request ends (``OUTCOMES``; a refund's by the amount left);
 - ``close_request``: resolved, its open slot released, its ticket closed;
@@ -78,6 +78,13 @@ CANCELLATION: list[dict[str, Any]] = [
     {"trigger": "period_end", "source": "resolved", "dest": "resolved",
      "conditions": ["is_scheduled", "schedule_due"], "after": ["end_scheduled_purchase", "settle_outcome",
                                                                 "email_outcome"]},
+    # "Keep my subscription": the customer undoes a scheduled cancellation before its date.
+    {"trigger": "resume", "source": "auto_processed", "dest": "resolved",
+     "conditions": [_SUBMIT, "is_scheduled", "schedule_not_due"], "after": ["resume_purchase", *_RESOLVE,
+                                                                           "email_outcome"]},
+    {"trigger": "resume", "source": "resolved", "dest": "resolved",
+     "conditions": [_SUBMIT, "is_scheduled", "schedule_not_due"], "after": ["resume_purchase", "settle_outcome",
+                                                                           "email_outcome"]},
 ]
 
 REFUND: list[dict[str, Any]] = [
@@ -110,7 +117,7 @@ OUTCOMES: dict[str, dict[str, str]] = {
     "cancellation": {
         "complete": "cancelled", "schedule": "cancel_scheduled", "cancel_now": "cancelled",
         "cancel_at_period_end": "cancel_scheduled", "period_end": "cancelled",
-        "decline": "declined", "fail": "failed",
+        "decline": "declined", "fail": "failed", "resume": "resumed",
     },
     "refund": {
         "complete": "refunded", "refund_full": "refunded", "refund_partial": "partially_refunded",
@@ -125,7 +132,7 @@ AGENT_EVENTS: dict[str, tuple[str, ...]] = {
 }
 
 #: Events whose work is a processor call: fired only once the processor has answered.
-PROCESSOR_EVENTS = frozenset({"complete", "schedule", "cancel_now", "cancel_at_period_end",
+PROCESSOR_EVENTS = frozenset({"complete", "schedule", "cancel_now", "cancel_at_period_end", "resume",
                               "refund_full", "refund_partial"})
 
 

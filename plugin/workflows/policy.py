@@ -5,6 +5,8 @@
   conditions are the machines' own (:mod:`.machines`), checked on a probe request that
   is not saved, so the icons a customer sees are exactly the steps the server takes. An
   open request of the same kind answers "not now" (a repeat gets that request instead).
+- Keep a subscription whose cancellation is scheduled: would the machine take the customer's
+  ``resume`` on the request that scheduled it (:func:`can_resume`)?
 - Card and address changes: the plain rules of :mod:`.rules`.
 
 The ``*_refusal`` functions say why not, in the customer's words: 403 when the merchant
@@ -27,6 +29,11 @@ CANCEL_OPEN = "A cancellation request for this subscription is already open. We 
 REFUND_OPEN = "A refund request for this payment is already open. We will email you when it is handled."
 CANCEL_UNAVAILABLE = ("This purchase cannot be cancelled here: it is not an active subscription, "
                       "or it is already cancelled or scheduled to end. Contact support for help.")
+RESUME_NOTHING = "This subscription is not set to end, so there is no cancellation to undo."
+RESUME_ENDED = "This subscription has already ended, so it cannot be kept here. Contact support to start it again."
+RESUME_TOO_LATE = "The cancellation has already taken effect, so it cannot be undone here. Contact support for help."
+RESUME_BUSY = "We are already keeping your subscription. Reload the page in a moment to see it."
+RESUME_ELSEWHERE = "This cancellation was not made here, so it cannot be undone here. Contact support to keep it."
 REFUND_UNAVAILABLE = ("This payment cannot be refunded here: its refund window has passed or it is already "
                       "refunded. Contact support for help.")
 
@@ -87,6 +94,32 @@ def can_refund(purchase: Any, payment: Any, settings: Any, now: datetime, *, req
     if request_open:
         return False
     return accepts(RequestContext(_REFUND_PROBE, purchase, payment, settings, now), "submit", actor=CUSTOMER)  # type: ignore[arg-type]
+
+
+def can_resume(purchase: Any, scheduled: Any, settings: Any, now: datetime) -> bool:
+    """May the customer keep ``purchase``, undoing its scheduled cancellation ("Keep my subscription")?
+
+    ``scheduled`` is the cancellation request that scheduled the end (None when there is none): the
+    machine's ``resume`` must take it now, with no processor step in flight on it.
+    """
+    if scheduled is None or scheduled.pending_event:
+        return False
+    return accepts(RequestContext(scheduled, purchase, None, settings, now), "resume", actor=CUSTOMER)
+
+
+def resume_refusal(purchase: Any, scheduled: Any, now: datetime) -> BillingError:
+    """Why "Keep my subscription" is not offered: nothing to undo, already over, too late, or busy."""
+    if purchase.status == "cancelled":
+        return Conflict(RESUME_ENDED, code="already_cancelled")
+    if purchase.status != "cancel_scheduled":
+        return Conflict(RESUME_NOTHING, code="nothing_to_resume")
+    if purchase.cancels_at is None or purchase.cancels_at <= now:
+        return Conflict(RESUME_TOO_LATE, code="cancellation_effective")
+    if scheduled is None:
+        return Conflict(RESUME_ELSEWHERE, code="resume_not_available")
+    if scheduled.pending_event:
+        return Conflict(RESUME_BUSY, code="request_busy")
+    return Conflict(RESUME_NOTHING, code="nothing_to_resume")
 
 
 def can_change_card(purchase: Any, settings: Any) -> bool:

@@ -32,11 +32,12 @@ from .steps import (
     reload,
     resume_pending,
     run_pending,
+    scheduled_request,
     transaction,
 )
 
 __all__ = ["agent_cancel", "agent_refund", "apply_agent_event", "available_events", "get_request",
-           "resume_pending", "run_pending", "submit_cancellation", "submit_refund"]
+           "keep_subscription", "resume_pending", "run_pending", "submit_cancellation", "submit_refund"]
 
 # -- customers ----------------------------------------------------------------------------
 
@@ -99,6 +100,34 @@ def _submit(request_type: str, purchase_id: int, payment_id: int | None, reason:
     if request.pending_event:
         return run_pending(request.id)
     return request
+
+
+#: Why "Keep my subscription" is refused, given the purchase, its scheduling request (or None) and the
+#: machine's refusal (None while a step is in flight): the caller's door words it.
+ExplainResume = Callable[[Purchase, BillingRequest | None, BillingError | None], BillingError]
+
+
+def keep_subscription(purchase: Purchase, explain: ExplainResume | None = None) -> BillingRequest:
+    """The customer undoes a scheduled cancellation before its date ("Keep my subscription").
+
+    Under the purchase's lock the request that scheduled it must take ``resume`` (the machine's
+    conditions); its processor step is saved, then carried out with ``<request>:resume`` as the key.
+    A second resume while one is in flight, or once it is done, is refused (409): one processor
+    call, one email. A processor failure leaves the schedule as it was and raises what to tell.
+    """
+    with transaction():
+        purchase = lock_purchase(purchase.id)
+        request = scheduled_request(purchase.id)
+        ctx = context_for(request, purchase) if request is not None else None
+        error = refusal(ctx, "resume", actor=CUSTOMER) if ctx is not None else None
+        if ctx is None or ctx.request.pending_event or error is not None:
+            raise (explain or _no_resume)(purchase, request, error)
+        ctx.queue_step("resume", CUSTOMER)
+    return run_pending(ctx.request.id)
+
+
+def _no_resume(_purchase: Purchase, _request: BillingRequest | None, error: BillingError | None) -> BillingError:
+    return error or Conflict("There is no scheduled cancellation to undo now.", code="nothing_to_resume")
 
 
 # -- agents ---------------------------------------------------------------------------------

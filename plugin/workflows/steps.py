@@ -41,6 +41,9 @@ from .models import BillingRequest, RequestEvent, open_slot
 
 log = logging.getLogger(__name__)
 
+#: What a failed "Keep my subscription" changed: nothing.
+RESUME_NOT_DONE = "Nothing was changed: your subscription is still set to end on the date shown"
+
 @contextmanager
 def transaction() -> Iterator[None]:
     """One transaction of a step: committed when the block ends, rolled back on any error."""
@@ -102,6 +105,8 @@ def idempotency_key(request: BillingRequest, event: str) -> str:
     """
     if request.type == "cancellation" and event in ("complete", "cancel_now"):
         return f"{request.public_id}:now"
+    if event == "resume":  # undoing the schedule is a third step, never answered with the schedule's result
+        return f"{request.public_id}:resume"
     return request.public_id
 
 
@@ -118,6 +123,8 @@ def run_pending(request_id: int) -> BillingRequest:
         payment = reload(Payment, request.payment_id)
         order: Any = processor.refund_order(purchase, payment, request.pending_amount_cents, key)
         ids["payment_id"] = payment.id
+    elif event == "resume":
+        order = processor.resume_order(purchase, key)
     else:
         order = processor.cancel_order(purchase, event in ("schedule", "cancel_at_period_end"), key)
     db.session.commit()  # hold no lock while the processor works
@@ -125,6 +132,8 @@ def run_pending(request_id: int) -> BillingRequest:
         if request.type == "refund":
             result = processor.refund(order, **ids)
             outcome: dict[str, Any] = {"amount_cents": result.amount_cents, "reference": result.reference}
+        elif event == "resume":
+            outcome = {"reference": processor.resume_subscription(order, **ids).reference}
         else:
             outcome = {"reference": processor.cancel_subscription(order, **ids).reference}
     except GatewayError as err:
@@ -213,8 +222,13 @@ def _hand_to_agent(ctx: RequestContext, actor: str) -> None:
     if request.outcome is None and request.state in ("requested", "auto_processed"):
         fire(ctx, "processor_failed", actor=SYSTEM, note=request.error or "")
         return
+    _note_processor_error(request, actor, request.error or "", ctx.now)
+
+
+def _note_processor_error(request: BillingRequest, actor: str, note: str, at: datetime | None = None) -> None:
+    """The failed attempt in the request's history; its state stays as it was."""
     db.session.add(RequestEvent(request_id=request.id, from_state=request.state, to_state=request.state,
-                                event="processor_error", at=ctx.now, actor=actor, note=request.error or ""))
+                                event="processor_error", at=at or utcnow(), actor=actor, note=note))
 
 
 def _record_processor_failure(request_id: int, event: str, err: GatewayError) -> BillingRequest:
@@ -224,8 +238,14 @@ def _record_processor_failure(request_id: int, event: str, err: GatewayError) ->
             return reload(BillingRequest, request_id)
         request, purchase = locked
         actor, _message = _take_pending(request)
-        request.error = f"{err.code}: {err.message}"
-        _hand_to_agent(context_for(request, purchase), actor)
+        said = f"{err.code}: {err.message}"
+        if event == "resume":  # the customer is told now and may try again: the schedule stands, no ticket
+            _note_processor_error(request, actor, said)
+        else:
+            request.error = said
+            _hand_to_agent(context_for(request, purchase), actor)
+    if event == "resume":
+        raise processor.user_error(err, nothing_done=RESUME_NOT_DONE, for_customer=not is_agent(actor))
     if is_agent(actor):
         raise processor.user_error(err, nothing_done="Nothing was charged or refunded", for_customer=False)
     return request
@@ -237,6 +257,18 @@ def _record_processor_failure(request_id: int, event: str, err: GatewayError) ->
 def get_request(public_id: str) -> BillingRequest | None:
     return db.session.execute(
         select(BillingRequest).where(BillingRequest.public_id == public_id)
+    ).scalar_one_or_none()
+
+
+def scheduled_request(purchase_id: int) -> BillingRequest | None:
+    """The purchase's cancellation request that scheduled its end (the latest), if any."""
+    return db.session.execute(
+        select(BillingRequest)
+        .where(BillingRequest.purchase_id == purchase_id, BillingRequest.type == "cancellation",
+               BillingRequest.outcome == "cancel_scheduled")
+        .order_by(BillingRequest.id.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 

@@ -2,7 +2,8 @@
 
 - processor steps left pending (a crash or a lost answer) are carried out again,
   with the same idempotency key;
-- delayed cancellations whose date has come take effect (``period_end``);
+- delayed cancellations whose date has come take effect (``period_end``); one the customer undid
+  ("Keep my subscription") is ``active`` again with no ``cancels_at``, so it is never picked;
 - with the sandbox processor, subscriptions whose next payment is due renew
   (a payment is recorded per period, never after a cancellation).
 
@@ -24,8 +25,7 @@ from ..locking import lock_purchase
 from ..payments.processor import gateway_name
 from .context import SYSTEM
 from .engine import fire
-from .models import BillingRequest
-from .steps import context_for, resume_pending
+from .steps import context_for, resume_pending, scheduled_request
 
 BATCH = 500
 MAX_RENEWALS_PER_PURCHASE = 1000
@@ -52,15 +52,10 @@ def end_due_cancellations(now: datetime) -> int:
                 if purchase.status != "cancel_scheduled" or purchase.cancels_at is None or purchase.cancels_at > now:
                     db.session.commit()
                     continue
-                request = db.session.execute(
-                    select(BillingRequest)
-                    .where(BillingRequest.purchase_id == purchase_id, BillingRequest.type == "cancellation",
-                           BillingRequest.outcome == "cancel_scheduled")
-                    .order_by(BillingRequest.id.desc())
-                    .limit(1)
-                ).scalar_one_or_none()
+                request = scheduled_request(purchase_id)
                 if request is not None and request.pending_event:
-                    # A processor step is in flight on it (an agent's "cancel now"): no other event
+                    # A processor step is in flight on it (an agent's "cancel now", a customer's "keep my
+                    # subscription"): no other event
                     # while it is; the resume finishes it, and a later tick ends what is still due.
                     db.session.commit()
                     continue

@@ -28,6 +28,8 @@ from ..interface import (
     PurchaseRef,
     RefundOrder,
     RefundResult,
+    ResumeOrder,
+    ResumeResult,
 )
 from . import client as stripe_client
 from . import links
@@ -166,6 +168,15 @@ class StripeGateway:
             if sub.get("status") != "canceled":  # not a repeat of a cancellation already made: a real refusal
                 raise
         return CancelResult(sub["id"], False, raw=sub)
+
+    def resume_subscription(self, order: ResumeOrder) -> ResumeResult:
+        """Stripe's "Renew": ``cancel_at_period_end`` back to false (a repeat with the key changes nothing more)."""
+        sub = self._call("keeping the subscription", self.api.subscriptions.update,
+                         self.subscription_id(order.purchase), params={"cancel_at_period_end": False},
+                         options={"idempotency_key": order.idempotency_key})
+        if sub.get("status") == "canceled":
+            raise GatewayError(f"Stripe's subscription {sub['id']} has already ended; it cannot be kept.")
+        return ResumeResult(sub["id"], raw=sub)
 
     # -- cards ------------------------------------------------------------------------------
 

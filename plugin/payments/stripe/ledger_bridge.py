@@ -71,7 +71,8 @@ def record_external_refund(payment_id: str, amount_cents: int, reference: str, r
 def _step_in_flight(purchase: Purchase) -> bool:
     return db.session.execute(select(BillingRequest.id).where(
         BillingRequest.purchase_id == purchase.id, BillingRequest.type == "cancellation",
-        BillingRequest.open_slot.is_not(None), BillingRequest.pending_event.is_not(None))).first() is not None
+        # Open, or resolved with a customer's "keep my subscription" waiting for Stripe's answer.
+        BillingRequest.pending_event.is_not(None))).first() is not None
 
 
 def set_subscription_state(order_id: str, *, canceled_at: datetime | None, cancels_at: datetime | None,
