@@ -25,6 +25,7 @@ REQUEST_STATES = {
 OUTCOMES = {
     "cancelled": "Cancelled",
     "cancel_scheduled": "Cancellation scheduled",
+    "resumed": "Kept: cancellation undone by the customer",
     "refunded": "Refunded in full",
     "partially_refunded": "Partially refunded",
     "declined": "Declined",
@@ -68,6 +69,7 @@ EVENTS = {
     "processor_failed": "Payment processor failed: ticket opened",
     "processor_error": "Payment processor failed",
     "period_end": "Paid period ended",
+    "resume": "Cancellation undone by the customer (Keep my subscription)",
     **{event: words[1] for event, words in _AGENT_EVENTS.items()},
 }
 
@@ -80,6 +82,7 @@ ACTORS = {"customer": "Customer", "system": "Automatic"}
 OPERATIONS = {
     "refund": "Refund",
     "cancel_subscription": "Cancel the subscription",
+    "resume_subscription": "Undo the scheduled cancellation",
     "attach_card": "Add a card",
     "detach_card": "Remove a card",
     "set_default_card": "Set the default card",
