@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -135,17 +136,23 @@ def check(browser: Browser, demo: subprocess.Popen[bytes]) -> None:
                  f"({time.monotonic() - changed:.1f}s after the change)")
 
 
+#: Marks every process this check's demo starts (children inherit the environment), so the check finds
+#: its own leftovers only: CI runs the test suite beside this check, on the same /proc, and the suite's
+#: own demo processes (tests/test_demo_serve.py) are none of this check's business.
+TAG = f"SELF_BILLING_DEMO_CHECK={uuid.uuid4().hex}"
+
+
 def demo_processes() -> list[int]:
-    """Processes of the demo (gunicorn, the worker, the supervisor) still alive, by command line."""
+    """Processes this check's demo started (gunicorn, the worker, the supervisor) still alive."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"plugin.demo" in command:
+        if TAG.encode() in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
 
@@ -153,7 +160,8 @@ def demo_processes() -> list[int]:
 def main() -> int:
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="demo-", suffix=".log", delete=False)
-    env = {**os.environ, "FLASK_RUN_PORT": str(port)}
+    name, _, value = TAG.partition("=")
+    env = {**os.environ, "FLASK_RUN_PORT": str(port), name: value}
     env.pop("FLASK_MAIL_SERVER", None)
     started = time.monotonic()
     demo = subprocess.Popen(["./scripts/demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
