@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from ..addresses import address_lines
 from ..db import db, utcnow
 from ..ledger.models import Payment, Purchase, Refund
-from ..ledger.settings import get_settings, seller_profile
-from ..ledger.tax import TaxRule, credit_split, reverse_charge_applies, split
+from ..ledger.settings import get_settings, reverse_charged, seller_profile
+from ..ledger.tax import TaxRule, credit_split, split
 from ..timefmt import iso_utc
 from .documents import CreditNote, Invoice
 from .numbering import next_number
@@ -52,7 +52,7 @@ def issue_invoice(payment: Payment, purchase: Purchase) -> Invoice:
     seller = seller_profile(settings)
     bill_to = dict(payment.bill_to or {})
     rule = TaxRule.from_dict(purchase.price_point.tax)
-    reverse = rule is not None and reverse_charge_applies(settings.reverse_charge, seller["country"], bill_to)
+    reverse = rule is not None and reverse_charged(bill_to, settings)
     tax = split(payment.amount_cents, rule, reverse)  # one line, so rounded once for the document
     locale = current_app.config.get("SELF_BILLING_LOCALE") or "en_US"
     content = {

@@ -26,8 +26,8 @@ from ..validation import check_id, parse_amount
 from .models import Lead, Payment, PaymentMethod, PricePoint, Purchase
 from .periods import add_interval
 from .schemas import CardMethodIn, OrderIn, PaymentIn, PricePointIn, validate
-from .settings import SETTINGS_ID, get_settings, seller_profile, settings_to_dict, update_settings
-from .tax import TaxRule, charge_cents, reverse_charge_applies
+from .settings import SETTINGS_ID, get_settings, reverse_charged, settings_to_dict, update_settings
+from .tax import TaxRule, charge_cents
 from .transaction import one_transaction
 
 __all__ = [
@@ -68,9 +68,8 @@ def charge_of(purchase: Purchase) -> int:
     price = purchase.price_point
     with db.session.no_autoflush:  # the purchase may be new and not complete yet
         settings = get_settings()
-    reverse = reverse_charge_applies(settings.reverse_charge, seller_profile(settings)["country"],
-                                     purchase.billing_address)
-    return charge_cents(price.amount_cents, TaxRule.from_dict(price.tax), reverse)
+    return charge_cents(price.amount_cents, TaxRule.from_dict(price.tax),
+                        reverse_charged(purchase.billing_address, settings))
 
 
 # -- leads and orders ------------------------------------------------------------------

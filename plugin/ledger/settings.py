@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import db
 from .models import Settings
 from .schemas import SellerIn, SettingsIn, validate
+from .tax import reverse_charge_applies
 from .transaction import one_transaction
 
 SETTINGS_ID = 1
@@ -113,6 +114,13 @@ def seller_profile(settings: Settings | None = None) -> dict[str, Any]:
     values["address_lines"] = [line.strip() for line in lines if line and line.strip()]
     values["country"] = str(values["country"]).upper()
     return values
+
+
+def reverse_charged(bill_to: Mapping[str, Any] | None, settings: Settings | None = None) -> bool:
+    """Whether a document to ``bill_to`` is reverse-charged now: the merchant's switch and the seller's
+    country as the settings say (:func:`plugin.ledger.tax.reverse_charge_applies`)."""
+    settings = settings or get_settings()
+    return reverse_charge_applies(settings.reverse_charge, seller_profile(settings)["country"], bill_to)
 
 
 @one_transaction
