@@ -31,14 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask, send_file  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 
 from plugin import SelfBilling  # noqa: E402
 from plugin.db import db  # noqa: E402
 from plugin.invoices.content import find_inputs, invoice_html  # noqa: E402
 from plugin.ledger import service as ledger  # noqa: E402
 from plugin.ledger.schemas import OrderIn, PaymentIn, PricePointIn, SettingsIn  # noqa: E402
-from plugin.portal.auth import LEAD_KEY, SEEN_KEY  # noqa: E402
 
 URL = "/billing/portal/payments/pay_1/invoice.pdf"
 
@@ -87,15 +85,39 @@ def make_app(folder: Path) -> Flask:
 
 
 def logged_in_client(app: Flask):
+    """A test client logged in as the one customer, through the portal's JSON login."""
     client = app.test_client()
-    with app.app_context():
-        from plugin.ledger.models import Lead
-
-        lead_id = db.session.execute(select(Lead.id)).scalar_one()
-    with client.session_transaction() as sess:
-        sess[LEAD_KEY] = lead_id
-        sess[SEEN_KEY] = int(time.time())
+    response = client.post("/billing/api/portal/login", json={"order_id": "ORD-1", "email": "ann@example.com"})
+    assert response.status_code == 200, response.get_data(as_text=True)
     return client
+
+
+def invoice_html_for(app: Flask, payment_id: str) -> str:
+    """The HTML the plugin renders for ``payment_id``'s invoice (the payment must have its invoice issued)."""
+    with app.test_request_context():
+        with db.engine.connect() as connection:
+            row = find_inputs(connection, payment_id)
+        if row is None or row.number is None:
+            raise LookupError(f"payment {payment_id!r} has no invoice yet: download it once first")
+        return invoice_html(row.content)
+
+
+def bare_wkhtmltopdf(binary: str, html: str, out: Path) -> None:
+    """Bare wkhtmltopdf on ``html``: the floor of any first render."""
+    subprocess.run([binary, "--quiet", "--javascript-delay", "0", "--disable-javascript", "-", str(out)],
+                   input=html.encode(), check=True, capture_output=True)
+
+
+def first_render_once(app: Flask, client, url: str, folder: Path, counter=iter(range(10**9))) -> None:
+    """One download of ``url`` with an empty cache (a fresh cache folder under ``folder``), then the
+    cache folder is put back as it was."""
+    before = app.config["SELF_BILLING_INVOICE_CACHE_DIR"]
+    app.config["SELF_BILLING_INVOICE_CACHE_DIR"] = str(folder / f"cache-{next(counter)}")
+    try:
+        response = client.get(url)
+        assert response.status_code == 200 and response.data.startswith(b"%PDF-"), response.status_code
+    finally:
+        app.config["SELF_BILLING_INVOICE_CACHE_DIR"] = before
 
 
 def timed(fn, repeat: int) -> list[float]:
@@ -120,24 +142,17 @@ def main() -> None:
         folder = Path(tmp)
         app = make_app(folder)
         client = logged_in_client(app)
-        with app.test_request_context():
-            with db.engine.connect() as connection:
-                html = invoice_html(find_inputs(connection, "pay_1"), connection)
+        html = invoice_html_for(app, "pay_1")
 
         # bare wkhtmltopdf on the same HTML
         out = folder / "bare.pdf"
 
         def bare_render() -> None:
-            subprocess.run([binary, "--quiet", "--javascript-delay", "0", "--disable-javascript", "-", str(out)],
-                           input=html.encode(), check=True, capture_output=True)
+            bare_wkhtmltopdf(binary, html, out)
 
         # first render through the plugin: a fresh cache folder each time
-        counter = iter(range(10**6))
-
         def first_render() -> None:
-            app.config["SELF_BILLING_INVOICE_CACHE_DIR"] = str(folder / f"cache-{next(counter)}")
-            response = client.get(URL)
-            assert response.status_code == 200 and response.data.startswith(b"%PDF-"), response.status_code
+            first_render_once(app, client, URL, folder)
 
         bare_render()
         first_render()  # warm up imports, templates, the renderer

@@ -60,23 +60,17 @@ def _expect(response: Any, status: int = 200) -> Any:
     return response
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--leads", type=int, default=100_000)
-    parser.add_argument("--payments", type=int, default=1_000_000)
-    parser.add_argument("--tickets", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database (default: SQLite file)")
-    args = parser.parse_args()
+def sqlite_url(sizes: tuple[int, int, int]) -> str:
+    """The SQLite file of a data set under bench/.data/ (gitignored), as a database URL."""
+    data_dir = ROOT / "bench" / ".data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    leads, payments, tickets = sizes
+    return f"sqlite:///{data_dir / f'scale-{leads}-{payments}-{tickets}.db'}"
 
-    if args.database_url:
-        url, fresh = args.database_url, True
-    else:
-        data_dir = ROOT / "bench" / ".data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / f"scale-{args.leads}-{args.payments}-{args.tickets}.db"
-        url, fresh = f"sqlite:///{path}", not path.exists()
-    instance = tempfile.mkdtemp(prefix="sb-bench-")
+
+def make_app(url: str, instance: str | None = None) -> Any:
+    """The demo app on ``url`` for in-process timing, with ``/bench/bare`` (the reference row)."""
+    instance = instance or tempfile.mkdtemp(prefix="sb-bench-")
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": False,
         "SELF_BILLING_LOGIN_LIMIT_PER_EMAIL": "1000000 per minute",
@@ -90,23 +84,86 @@ def main() -> None:
     def bare() -> Any:
         return jsonify({"ok": True})
 
+    return app
+
+
+def ensure_data(app: Any, sizes: tuple[int, int, int]) -> dict[str, Any]:
+    """Build the data set on the app's database unless it is already built (marked by scale_data.mark_built).
+
+    Returns {counts, seconds, built_at, reused}. A half-built SQLite file (no mark) is deleted and built
+    again; a PostgreSQL database that is neither empty nor marked is refused (drop it, or give an empty one).
+    A reused data set only gets the schema's newest migrations (``init_db`` would invoice every payment).
+    """
+    from plugin.schema import init_db, upgrade_engine
+
     with app.app_context():
-        from plugin.schema import init_db
+        marker = scale_data.built_marker(db.engine)
+        if marker is not None:
+            upgrade_engine(db.engine)
+            return dict(marker, reused=True)
+        from sqlalchemy import inspect
 
+        with db.engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+        if tables:
+            if db.engine.dialect.name != "sqlite":
+                raise SystemExit(f"{db.engine.url.render_as_string(hide_password=True)} holds tables but no "
+                                 "finished bench data set: give an empty database (or drop this one)")
+            path = Path(db.engine.url.database)
+            db.session.remove()
+            db.engine.dispose()
+            path.unlink()
+            print(f"{path.name}: half-built (no mark), building it again", flush=True)
         init_db()
-        if fresh:
-            start = time.perf_counter()
-            counts = scale_data.build(args.leads, args.payments, args.tickets)
-            print(f"built in {time.perf_counter() - start:.0f}s: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
-        from plugin.ledger.models import Lead, Payment, Purchase
-
-        sizes = {name: db.session.execute(select(func.count()).select_from(model)).scalar_one()
-                 for name, model in (("leads", Lead), ("purchases", Purchase), ("payments", Payment))}
-        heavy_payments = db.session.execute(
-            select(Payment.payment_id).join(Purchase).where(Purchase.lead_id == 1).order_by(Payment.id).limit(200)
-        ).scalars().all()
-        light = _light_lead()
+        start = time.perf_counter()
+        counts = scale_data.build(*sizes)
+        seconds = time.perf_counter() - start
+        scale_data.mark_built(db.engine, counts, seconds)
         db.session.remove()
+        return {"counts": counts, "seconds": seconds, "built_at": None, "reused": False}
+
+
+def heavy_payment_ids(limit: int = 200) -> list[str]:
+    """The heavy lead's first payments (invoices to download), in an app context."""
+    from plugin.ledger.models import Payment, Purchase
+
+    return list(db.session.execute(
+        select(Payment.payment_id).join(Purchase).where(Purchase.lead_id == 1).order_by(Payment.id).limit(limit)
+    ).scalars())
+
+
+def table_sizes() -> dict[str, int]:
+    """Rows in leads, purchases, payments and tickets, in an app context."""
+    from plugin.ledger.models import Lead, Payment, Purchase
+    from plugin.tickets.models import Ticket
+
+    return {name: db.session.execute(select(func.count()).select_from(model)).scalar_one()
+            for name, model in (("leads", Lead), ("purchases", Purchase), ("payments", Payment),
+                                ("tickets", Ticket))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--payments", type=int, default=1_000_000)
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL database: empty, or one this bench built (default: SQLite file)")
+    args = parser.parse_args()
+
+    sizes = (args.leads, args.payments, args.tickets)
+    url = args.database_url or sqlite_url(sizes)
+    app = make_app(url)
+    info = ensure_data(app, sizes)
+    if not info["reused"]:
+        print(f"built in {info['seconds']:.0f}s: " + ", ".join(f"{v:,} {k}" for k, v in info["counts"].items()))
+    with app.app_context():
+        sizes_now = table_sizes()
+        heavy_payments = heavy_payment_ids()
+        light = light_lead()
+        db.session.remove()
+    sizes = sizes_now
 
     prefix = app.config["SELF_BILLING_URL_PREFIX"].rstrip("/")
     customer = app.test_client()
@@ -166,7 +223,7 @@ def main() -> None:
               f"light {light_ms / healthz:.1f}x healthz")
 
 
-def _light_lead() -> tuple[str, str, int]:
+def light_lead() -> tuple[str, str, int]:
     """(order id, email, payments) of a lead with one purchase and the fewest payments: the light lead."""
     from plugin.ledger.models import Lead, Payment, Purchase
 

@@ -30,6 +30,7 @@ Needs ``wrk`` (``apt-get install wrk``) and gunicorn (``pip install .[deploy]``)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -44,7 +45,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/billing"
@@ -284,16 +285,41 @@ def parse_wrk(name: str, output: str) -> Result:
     )
 
 
-def run_wrk(port: int, scenario: Scenario, args: argparse.Namespace, seconds: int) -> str:
-    command = [args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
-               "--latency"]
-    for key, value in scenario.headers.items():
+def wrk(port: int, path: str, headers: dict[str, str], seconds: int, threads: int = 2, connections: int = 16,
+        binary: str = "wrk") -> str:
+    """wrk's output (``--latency``) for ``seconds`` of GETs of ``path`` on the loopback port."""
+    command = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+    for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
-    command.append(f"http://127.0.0.1:{port}{scenario.path}")
+    command.append(f"http://127.0.0.1:{port}{path}")
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise Stop(f"wrk failed on {scenario.name}:\n{done.stdout}{done.stderr}")
+        raise Stop(f"wrk failed on {path}:\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def run_wrk(port: int, scenario: Scenario, args: argparse.Namespace, seconds: int) -> str:
+    return wrk(port, scenario.path, scenario.headers, seconds, args.threads, args.connections, args.wrk)
+
+
+@contextlib.contextmanager
+def serve(database_url: str, workers: int = 4) -> Iterator[tuple[int, str, Path]]:
+    """gunicorn serving the demo on ``database_url`` (already filled) on a free loopback port, for the
+    ``with`` block: yields (port, agent token, work folder); stops gunicorn and removes the folder after."""
+    work = Path(tempfile.mkdtemp(prefix="sb-load-"))
+    agent_token = secrets.token_urlsafe(24)
+    server = None
+    try:
+        port = free_port()
+        server = start_gunicorn(app_env(work, database_url, agent_token), work, port, workers)
+        wait_ready(port, server, work)
+        yield port, agent_token, work
+        if server.poll() is not None:
+            raise Stop(f"gunicorn exited during the run:\n{log_tail(work)}")
+    finally:
+        if server is not None:
+            stop_gunicorn(server)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def print_table(results: list[Result]) -> None:

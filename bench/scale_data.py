@@ -8,11 +8,13 @@ batches, on whatever database the app is configured with.
 """
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, insert, inspect, text
+from sqlalchemy.engine import Engine
 
 from plugin.db import db
 from plugin.ledger.models import Lead, Payment, PaymentMethod, PricePoint, Purchase, Settings
@@ -27,6 +29,36 @@ FIRST = ["Ann", "Bo", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Jin"
 LAST = ["Lee", "Okafor", "Smith", "Garcia", "Novak", "Tanaka", "Rossi", "Khan", "Berg", "Silva"]
 ADDRESS = {"name": "Bench Customer", "line1": "1 Main St", "line2": "", "city": "Springfield",
            "region": "IL", "postal_code": "62701", "country": "US"}
+
+
+#: A table of the bench's own, written last by :func:`mark_built`: a data set without its row is half-built.
+MARKER_TABLE = "bench_dataset"
+
+
+def sizes_for(payments: int) -> tuple[int, int, int]:
+    """(leads, payments, tickets) for a number of payments, in the proportions of the full size
+    (1,000,000 payments with 100,000 leads and 100,000 tickets)."""
+    return max(payments // 10, 10), payments, max(payments // 10, 10)
+
+
+def mark_built(engine: Engine, counts: dict[str, int], seconds: float) -> None:
+    """Record that the data set is complete (the last thing a build does)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (counts TEXT, seconds FLOAT, built_at TEXT)")
+        conn.exec_driver_sql(f"DELETE FROM {MARKER_TABLE}")
+        conn.execute(text(f"INSERT INTO {MARKER_TABLE} (counts, seconds, built_at) VALUES (:c, :s, :at)"),
+                     {"c": json.dumps(counts), "s": seconds, "at": datetime.now(timezone.utc).isoformat()})
+
+
+def built_marker(engine: Engine) -> dict[str, Any] | None:
+    """What :func:`mark_built` recorded ({counts, seconds, built_at}), or None for an empty or half-built set."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(MARKER_TABLE):
+            return None
+        row = conn.execute(text(f"SELECT counts, seconds, built_at FROM {MARKER_TABLE}")).first()
+    if row is None:
+        return None
+    return {"counts": json.loads(row.counts), "seconds": row.seconds, "built_at": row.built_at}
 
 
 def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
