@@ -78,16 +78,23 @@ def _is_latin(text: str) -> bool:
     return all(ord(char) < 0x250 or not char.isalpha() for char in text)
 
 
+_LINE_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
+
+
 def address_lines(address: Mapping[str, Any] | None, locale: str) -> list[str]:
     """The address's lines after the name, in its country's order, then the country's name."""
     address = address or {}
+    return list(_laid_out(tuple(str(address.get(name) or "").strip() for name in _LINE_FIELDS), locale))
 
-    def field(name: str) -> str:
-        return str(address.get(name) or "").strip()
 
-    values = {"street": "\n".join(part for part in (field("line1"), field("line2")) if part),
-              "city": field("city"), "region": field("region"), "postal_code": field("postal_code")}
-    code = field("country").upper()
+@lru_cache(maxsize=1024)
+def _laid_out(fields: tuple[str, ...], locale: str) -> tuple[str, ...]:
+    """:func:`address_lines` of the address whose :data:`_LINE_FIELDS` are ``fields`` (a customer's
+    purchases mostly share one address: My Orders lays it out once)."""
+    line1, line2, city, region, postal_code, country = fields
+    values = {"street": "\n".join(part for part in (line1, line2) if part),
+              "city": city, "region": region, "postal_code": postal_code}
+    code = country.upper()
     lines: list[str] = []
     latin = _is_latin(" ".join(values.values()))
     layout = _format(code, latin)
@@ -101,4 +108,4 @@ def address_lines(address: Mapping[str, Any] | None, locale: str) -> list[str]:
                 lines.append(line)
     if code:
         lines.append(country_name(code, locale))
-    return lines
+    return tuple(lines)

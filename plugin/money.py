@@ -42,8 +42,9 @@ def from_cents(cents: int) -> Decimal:
 
 
 def format_amount(cents: int) -> str:
-    """Integer cents as the contract's string form, e.g. ``4900 -> "49.00"``."""
-    return f"{from_cents(cents):.2f}"
+    """Integer cents as the contract's string form, e.g. ``4900 -> "49.00"`` (integer arithmetic only)."""
+    units, rest = divmod(abs(int(cents)), 100)
+    return f"{'-' if cents < 0 else ''}{units}.{rest:02d}"
 
 
 def format_money(cents: int, currency: str, locale: str = "en_US") -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -93,6 +93,10 @@ def _invoice_urls():
     return payment_url_maker("self_billing_invoices.customer_invoice", "/portal/payments/{id}/invoice.pdf")
 
 
+def _document_urls() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    return _invoice_urls(), _credit_note_urls()
+
+
 def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str, Any]:
     if purchase.payment_type == "paypal":
         return {"type": "paypal", "payer_email": purchase.paypal_payer_email}
@@ -110,10 +114,13 @@ def _payment_dicts(
     settings: Settings,
     now: datetime,
     documents: dict[int, dict[str, Any]],
+    urls: tuple[Callable[[str], str], Callable[[str], str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The payments (newest first, as given) as contract P's payment objects."""
-    invoice_url = _invoice_urls()
-    note_url = _credit_note_urls()
+    """The payments (newest first, as given) as contract P's payment objects.
+
+    ``urls``: the (invoice, credit note) URL makers, made once for a page of purchases.
+    """
+    invoice_url, note_url = urls or _document_urls()
     window_days = purchase.price_point.refund_window_days
     payment_dicts = []
     for payment in payments:
@@ -154,6 +161,7 @@ def _purchase_dict(
     now: datetime,
     for_customer: bool = False,
     documents: dict[int, dict[str, Any]] | None = None,
+    urls: tuple[Callable[[str], str], Callable[[str], str]] | None = None,
 ) -> dict[str, Any]:
     open_slots = {r.open_slot for r in requests if r.state in OPEN_STATES and r.open_slot}
     can_cancel = policy.can_cancel(purchase, settings, now,
@@ -186,7 +194,7 @@ def _purchase_dict(
             "update_address": policy.can_change_address(purchase, settings),
             "update_card": policy.can_change_card(purchase, settings),
         },
-        "payments": _payment_dicts(purchase, payments, open_slots, settings, now, documents or {}),
+        "payments": _payment_dicts(purchase, payments, open_slots, settings, now, documents or {}, urls),
         "payments_total": payments_total,
         "payments_next": next_cursor(payments, payments_total),
         "requests": [
@@ -228,9 +236,10 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
     settings = get_settings()
     now = now or utcnow()
     documents = _documents([pay.id for rows in payments.values() for pay in rows])
+    urls = _document_urls()
     return [
         _purchase_dict(p, payments[p.id], totals[p.id], cards[p.id], requests[p.id], events, settings, now,
-                       for_customer, documents)
+                       for_customer, documents, urls)
         for p in purchases
     ]
 

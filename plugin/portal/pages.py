@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -25,10 +26,12 @@ from jinja2 import TemplateNotFound
 
 from ..errors import BillingError, NotAllowed, NotLoggedIn
 from ..templating import TEMPLATE_FOLDER
+from ..urls import payment_url_maker
 from .access import check_door
 from .forms import CSRF_MESSAGE, ActionForm, LoginForm
 from .limits import order_lookup_wait_message, retry_after_seconds, too_many_message
 from .notices import pop_notices
+from .rows import PaymentRows
 
 bp = Blueprint("self_billing_portal", __name__, template_folder=TEMPLATE_FOLDER)
 
@@ -84,7 +87,18 @@ def _layout() -> str:
 
 
 def page_url(endpoint: str, **values: Any) -> str:
-    return url_for(f"{request.blueprint}.{endpoint}", **values)
+    """The URL of a portal page of this door. A page with one argument (``order_id=...``) is built from
+    a template made once per request: My Orders links each of many purchases to the same few pages."""
+    if len(values) != 1:
+        return url_for(f"{request.blueprint}.{endpoint}", **values)
+    ((name, value),) = values.items()
+    if not isinstance(value, str):
+        return url_for(f"{request.blueprint}.{endpoint}", **values)
+    made = g.setdefault("_self_billing_page_urls", {})
+    key = (request.blueprint, endpoint, name)
+    if key not in made:
+        made[key] = payment_url_maker(f"{request.blueprint}.{endpoint}", "", field=name)
+    return made[key](value)
 
 
 #: Each page's title: the pages fill the layout's ``title`` block with it, and a host layout that
@@ -113,6 +127,7 @@ def render(template: str, status: int = 200, **context: Any):
         sb_layout=_layout(),
         sb_door=_door(),
         sb_url=page_url,
+        sb_payment_rows=PaymentRows(),
         sb_messages=pop_notices(),
         sb_logout_form=ActionForm(prefix="logout") if context.get("lead") else None,
         **context,
