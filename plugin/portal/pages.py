@@ -8,7 +8,7 @@ stale CSRF token, too many logins) render here too, in the layout of their door.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import (
     Blueprint,
@@ -26,7 +26,6 @@ from jinja2 import TemplateNotFound
 
 from ..errors import BillingError, NotAllowed, NotLoggedIn
 from ..templating import TEMPLATE_FOLDER
-from ..urls import payment_url_maker
 from .access import check_door
 from .forms import CSRF_MESSAGE, ActionForm, LoginForm
 from .limits import order_lookup_wait_message, retry_after_seconds, too_many_message
@@ -87,18 +86,27 @@ def _layout() -> str:
 
 
 def page_url(endpoint: str, **values: Any) -> str:
-    """The URL of a portal page of this door. A page with one argument (``order_id=...``) is built from
-    a template made once per request: My Orders links each of many purchases to the same few pages."""
-    if len(values) != 1:
-        return url_for(f"{request.blueprint}.{endpoint}", **values)
-    ((name, value),) = values.items()
-    if not isinstance(value, str):
+    """The URL of a portal page of this door.
+
+    Built from a template made once per request for each endpoint and set of argument names (each
+    value a placeholder, then quoted into it): My Orders links each of many purchases to the same
+    few pages. Anything but plain text values (``_external=True``) goes to ``url_for`` as it is.
+    """
+    if not all(isinstance(value, str) for value in values.values()):
         return url_for(f"{request.blueprint}.{endpoint}", **values)
     made = g.setdefault("_self_billing_page_urls", {})
-    key = (request.blueprint, endpoint, name)
-    if key not in made:
-        made[key] = payment_url_maker(f"{request.blueprint}.{endpoint}", "", field=name)
-    return made[key](value)
+    key = (request.blueprint, endpoint, *values)
+    template = made.get(key)
+    if template is None:
+        template = made[key] = url_for(f"{request.blueprint}.{endpoint}",
+                                       **{name: _placeholder(n) for n, name in enumerate(values)})
+    for n, value in enumerate(values.values()):
+        template = template.replace(_placeholder(n), quote(value, safe=""))
+    return template
+
+
+def _placeholder(n: int) -> str:
+    return f"__self_billing_{n}__"
 
 
 #: Each page's title: the pages fill the layout's ``title`` block with it, and a host layout that
