@@ -1,5 +1,8 @@
 """Accessibility measured: axe-core (axe-playwright-python) in headless Chromium on every portal page and
-every desk page, at 1280 and 375 px; any serious or critical violation fails, named with its nodes."""
+every desk page, at 1280 and 375 px; any serious or critical violation fails, named with its nodes.
+
+Pages in the states a person meets them too: a field error, a notice, a scheduled cancellation with its
+"Keep my subscription", two cards (one removable), a refused and a resolved ticket, a not-found page."""
 from __future__ import annotations
 
 import pytest
@@ -9,9 +12,16 @@ from tests.test_browser import browser, live_demo, live_portal  # noqa: F401  (f
 from tests.test_desk_browser import live_desk, signed_in  # noqa: F401  (fixtures)
 
 WIDTHS = (1280, 375)
-#: The portal's pages, as Ann (SUB-1 and BOOK-1 of tests.test_portal_api.stock).
-PORTAL_PAGES = ("/", "/purchases/SUB-1/cancel", "/payments/PAY-2/refund", "/purchases/SUB-1/address",
-                "/purchases/SUB-1/cards", "/purchases/SUB-1/cards/new", "/purchases/SUB-1/payments")
+#: The portal's pages, as Ann (SUB-1 and BOOK-1 of tests.test_portal_api.stock, TEAM-1 of the live_portal fixture).
+PORTAL_PAGES = ("/", "/purchases/SUB-1/cancel", "/purchases/TEAM-1/cancel", "/payments/PAY-2/refund",
+                "/purchases/SUB-1/address", "/purchases/SUB-1/cards", "/purchases/SUB-1/cards/new",
+                "/purchases/SUB-1/payments", "/purchases/PP-1/cards", "/purchases/NOPE-1/cancel")
+#: The desk's pages as the demo's agent (tests.test_desk_browser.live_desk: the demo data and three tickets).
+DESK_PAGES = ["/desk/", "/desk/?status=all", "/desk/leads", "/desk/leads?q=ann", "/desk/leads?q=nobody-at-all",
+              "/desk/orders/DEMO-1001", "/desk/orders/DEMO-1002", "/desk/orders/DEMO-1008", "/desk/orders/NOPE-1",
+              "/desk/tickets/999999", "/desk/mail"]
+#: The pages before a login: the login-link pages and "Forgot your Order ID?".
+LOGGED_OUT_PAGES = ("/login/link", "/login/order-ids", "/login/link/not-a-link-we-sent")
 
 
 def _axe():
@@ -43,6 +53,21 @@ def test_the_portal_pages_have_no_serious_violations(browser, live_portal, width
     base = live_portal + "/billing/portal"
     page.goto(base + "/")
     problems = {"login": serious(page)}
+    for path in LOGGED_OUT_PAGES:
+        page.goto(base + path)
+        page.wait_for_load_state("load")
+        problems[path] = serious(page)
+    page.goto(base + "/login/order-ids")
+    page.get_by_label("Email address").fill("ann@example.com")
+    page.get_by_role("button", name="Email me my Order IDs").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    problems["/login/order-ids (sent)"] = serious(page)
+    page.goto(base + "/login/link/not-a-link-we-sent")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="This link cannot be used").wait_for()
+    problems["/login/link/<token> (used)"] = serious(page)
+
+    page.goto(base + "/")
     page.get_by_label("Order ID").fill("SUB-1")
     page.get_by_label("Email address").fill("ann@example.com")
     page.get_by_role("button", name="Log in").click()
@@ -54,7 +79,35 @@ def test_the_portal_pages_have_no_serious_violations(browser, live_portal, width
     page.goto(base + "/")
     page.locator('section[data-order-id="SUB-1"]').get_by_text("Show details").click()
     problems["/ (details open)"] = serious(page)
+
+    # a delayed cancellation: My Orders with "Keep my subscription", and its confirmation
+    page.goto(base + "/purchases/TEAM-1/cancel")
+    page.get_by_role("button", name="Yes, cancel my subscription").click()
+    page.get_by_role("link", name="Keep my subscription").click()
+    page.get_by_role("heading", name="Keep your subscription?").wait_for()
+    problems["/purchases/TEAM-1/resume"] = serious(page)
+    page.goto(base + "/")
+    problems["/ (cancellation scheduled, a notice)"] = serious(page)
+
+    # a second card, so that one can be removed: the card list with both, the removal's confirmation
+    page.goto(base + "/purchases/SUB-1/cards/new")
+    page.get_by_label("Card number").fill("4242 4242 4242 4241")  # refused at its field first
+    page.get_by_label("Expiry month (MM)").fill("12")
+    page.get_by_label("Expiry year (YYYY)").fill("2031")
+    page.get_by_label("Security code (CVC)").fill("123")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("alert").wait_for()
+    problems["/purchases/SUB-1/cards/new (a card error)"] = serious(page)
+    page.get_by_label("Card number").fill("5555555555554444")
+    page.get_by_label("Use this card for future payments").uncheck()
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_role("link", name="Remove card: Mastercard ending in 4444").wait_for()
+    problems["/purchases/SUB-1/cards (two cards)"] = serious(page)
+    page.get_by_role("link", name="Remove card: Mastercard ending in 4444").click()
+    page.get_by_role("heading", name="Remove Mastercard ending in 4444?").wait_for()
+    problems["/purchases/SUB-1/cards/<id>/remove"] = serious(page)
     context.close()
+    assert len(problems) == 1 + len(LOGGED_OUT_PAGES) + 2 + len(PORTAL_PAGES) + 6
     assert {where: found for where, found in problems.items() if found} == {}
 
 
@@ -63,12 +116,41 @@ def test_the_desk_pages_have_no_serious_violations(browser, live_desk, width):  
     url, tickets = live_desk
     context, page = signed_in(browser, url, width)
     problems = {}
-    for path in ["/desk/", f"/desk/tickets/{tickets['refund']}", f"/desk/tickets/{tickets['cancellation']}",
-                 f"/desk/tickets/{tickets['failed']}", "/desk/leads?q=ann", "/desk/orders/DEMO-1002"]:
+    for path in DESK_PAGES + [f"/desk/tickets/{tickets[kind]}" for kind in ("refund", "cancellation", "failed")]:
         page.goto(url + path)
         page.wait_for_load_state("load")
         problems[path] = serious(page)
+
+    # a ticket whose partial refund was refused (an alert at the field), then done (a notice, the ticket closed)
+    page.goto(url + f"/desk/tickets/{tickets['refund']}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_label("Amount to refund").fill("250")
+    page.get_by_role("button", name="Refund part").click()
+    page.get_by_role("alert").wait_for()
+    problems["ticket (an amount refused)"] = serious(page)
+    page.get_by_label("Amount to refund").fill("20.00")
+    page.get_by_role("button", name="Refund part").click()
+    page.locator(".sb-desk [role=status]").wait_for()
+    problems["ticket (resolved, a notice)"] = serious(page)
+    page.goto(url + "/desk/?status=closed")
+    problems["/desk/?status=closed (one closed)"] = serious(page)
     context.close()
+    assert {where: found for where, found in problems.items() if found} == {}
+
+
+def test_the_desk_sign_in_page_has_no_serious_violations(browser, live_desk):  # noqa: F811
+    url, _tickets = live_desk
+    problems = {}
+    for width in WIDTHS:
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(url + "/desk/login")
+        problems[f"/desk/login at {width}"] = serious(page)
+        page.get_by_label("Email").fill("agent@example.com")
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state("load")
+        problems[f"/desk/login (refused) at {width}"] = serious(page)
+        page.close()
     assert {where: found for where, found in problems.items() if found} == {}
 
 
