@@ -6,7 +6,7 @@ bare Flask endpoint of the same app in the same run:
 
     python bench/bench_scale.py                    # full size, SQLite file under bench/.data/
     python bench/bench_scale.py --leads 5000 --payments 50000 --tickets 5000   # a quick look
-    python bench/bench_scale.py --database-url postgresql+psycopg://...        # an empty PostgreSQL database
+    python bench/bench_scale.py --database-url postgresql+psycopg://...        # an empty PostgreSQL database, or one it built
 
 Requests go through Flask's test client (the whole WSGI stack, no sockets), so the
 ratio to the bare endpoint is the cost of the work itself. The heavy lead has 30
