@@ -67,3 +67,44 @@ def test_resume_sends_cancel_at_period_end_false_with_the_key(make_app, localstr
         assert gateway.resume_subscription(ResumeOrder(ref, idempotency_key="req_9:resume")).reference == "sub_9"
     assert recorder.calls == [("subscriptions.update", ("sub_9",), {
         "params": {"cancel_at_period_end": False}, "options": {"idempotency_key": "req_9:resume"}})]
+
+
+def test_a_cancellation_undone_in_stripe_ends_our_request_and_the_customer_may_cancel_again(
+        make_app, localstripe_url):  # noqa: F811
+    """The customer scheduled the end through the portal, then renewed in Stripe's own portal: the webhook
+    leaves no open request behind (it would block a new cancellation and never end), and the customer is told."""
+    from plugin.notifications.models import OutboxEmail
+    from plugin.workflows.models import BillingRequest
+    from tests.stripe_server import event, sign
+
+    app = make_app(**stripe_config(localstripe_url))
+    api = client(localstripe_url)
+    made = stripe_subscription(api)
+    imported(app, made["subscription"])
+    settings(app)
+    customer = Customer(app.test_client())
+    assert customer.login("ORD-1").status_code == 200
+    request_id = customer.post("/purchases/ORD-1/cancel", json={}).get_json()["request"]["id"]
+    [purchase] = customer.get("/purchases").get_json()["purchases"]
+    assert purchase["status"] == "cancel_scheduled" and purchase["actions"]["cancel"] is False
+
+    api.subscriptions.update(made["subscription"], params={"cancel_at_period_end": False})  # in Stripe
+    body = event("customer.subscription.updated", {"id": made["subscription"]}, "evt_renewed_in_stripe")
+    answer = app.test_client().post("/billing/webhooks/stripe", data=body,
+                                    headers={"Content-Type": "application/json", "Stripe-Signature": sign(body)})
+    assert answer.status_code == 200, answer.get_json()
+
+    [purchase] = customer.get("/purchases").get_json()["purchases"]
+    assert (purchase["status"], purchase["cancels_at"], purchase["next_payment_at"] is not None) == (
+        "active", None, True)
+    assert purchase["actions"]["cancel"] is True and purchase["actions"]["resume"] is False
+    [request] = [r for r in purchase["requests"] if r["id"] == request_id]
+    assert (request["state"], request["outcome"]) == ("resolved", "resumed")
+    assert request["history"][-1]["event"] == "resumed_at_processor"
+    with app.app_context():
+        assert db.session.scalar(select(BillingRequest.open_slot).where(BillingRequest.public_id == request_id)) is None
+        kinds = db.session.execute(select(OutboxEmail.kind).where(OutboxEmail.order_id == "ORD-1")).scalars().all()
+    assert "cancellation_undone" in kinds
+    # and a new cancellation goes through again
+    assert customer.post("/purchases/ORD-1/cancel", json={}).status_code == 202
+    assert api.subscriptions.retrieve(made["subscription"]).cancel_at_period_end is True

@@ -70,6 +70,7 @@ EVENTS = {
     "processor_error": "Payment processor failed",
     "period_end": "Paid period ended",
     "resume": "Cancellation undone by the customer (Keep my subscription)",
+    "resumed_at_processor": "Cancellation undone at the payment processor",
     **{event: words[1] for event, words in _AGENT_EVENTS.items()},
 }
 

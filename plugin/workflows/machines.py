@@ -85,6 +85,12 @@ CANCELLATION: list[dict[str, Any]] = [
     {"trigger": "resume", "source": "resolved", "dest": "resolved",
      "conditions": [_SUBMIT, "is_scheduled", "schedule_not_due"], "after": ["resume_purchase", "settle_outcome",
                                                                            "email_outcome"]},
+    # The processor reports the scheduled end undone there (Stripe's own portal or dashboard, "Renew"):
+    # the request that scheduled it ends as the customer's own "keep" does, with no step of ours to take.
+    {"trigger": "resumed_at_processor", "source": "auto_processed", "dest": "resolved",
+     "conditions": ["is_scheduled"], "after": ["resume_purchase", *_RESOLVE, "email_outcome"]},
+    {"trigger": "resumed_at_processor", "source": "resolved", "dest": "resolved",
+     "conditions": ["is_scheduled"], "after": ["resume_purchase", "settle_outcome", "email_outcome"]},
 ]
 
 REFUND: list[dict[str, Any]] = [
@@ -117,7 +123,7 @@ OUTCOMES: dict[str, dict[str, str]] = {
     "cancellation": {
         "complete": "cancelled", "schedule": "cancel_scheduled", "cancel_now": "cancelled",
         "cancel_at_period_end": "cancel_scheduled", "period_end": "cancelled",
-        "decline": "declined", "fail": "failed", "resume": "resumed",
+        "decline": "declined", "fail": "failed", "resume": "resumed", "resumed_at_processor": "resumed",
     },
     "refund": {
         "complete": "refunded", "refund_full": "refunded", "refund_partial": "partially_refunded",

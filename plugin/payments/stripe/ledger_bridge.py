@@ -17,7 +17,10 @@ from ...db import db
 from ...invoices.issuing import issue_credit_note
 from ...ledger.models import Payment, Purchase, Refund
 from ...locking import lock_purchase
+from ...workflows.context import SYSTEM
+from ...workflows.engine import accepts, fire
 from ...workflows.models import BillingRequest
+from ...workflows.steps import context_for, scheduled_request
 from . import links
 
 ACTOR = "stripe"
@@ -75,6 +78,19 @@ def _step_in_flight(purchase: Purchase) -> bool:
         BillingRequest.pending_event.is_not(None))).first() is not None
 
 
+def _scheduled_end_undone(purchase: Purchase) -> None:
+    """Stripe renews a subscription whose end we scheduled (undone in Stripe's own portal or dashboard):
+    the request that scheduled it ends as "Keep my subscription" ends it (resumed, slot freed, the
+    customer told), so a new cancellation can be asked for and the schedule is never ended by ``tick``."""
+    request = scheduled_request(purchase.id)
+    if request is None or request.pending_event:
+        return
+    ctx = context_for(request, purchase)
+    if accepts(ctx, "resumed_at_processor", actor=SYSTEM):
+        fire(ctx, "resumed_at_processor", actor=SYSTEM,
+             note="Stripe reports the subscription renewing: its cancellation was undone there.")
+
+
 def set_subscription_state(order_id: str, *, canceled_at: datetime | None, cancels_at: datetime | None,
                            next_payment_at: datetime | None) -> str | None:
     """Follow Stripe's subscription: cancelled, scheduled to cancel, or active. Returns the new status.
@@ -105,6 +121,8 @@ def set_subscription_state(order_id: str, *, canceled_at: datetime | None, cance
             purchase.cancels_at = cancels_at
             purchase.next_payment_at = None
         elif purchase.status != "cancelled":
+            if purchase.status == "cancel_scheduled":
+                _scheduled_end_undone(purchase)
             purchase.status = "active"
             purchase.cancels_at = None
             if next_payment_at is not None:
