@@ -118,6 +118,9 @@ def test_refund_request_partial_refund_by_agent(agent_client, shop):
     assert (payment["status"], payment["refunded_amount"]) == ("partially_refunded", "10.50")
     assert body["request"]["history"][-1]["by"] == "bob@helpdesk.test"
     assert len(shop.emails("ORD-1001", "refund_done")) == 1
+    # the ticket closes with a note in words (what the host's helpdesk and the JSON show), not codes
+    closing = agent_client.get(f"{API}/tickets/{ticket_id}", headers=ALICE).get_json()["messages"][-1]["body"]
+    assert closing == "Resolved: Partially refunded (Refunded in part, by bob@helpdesk.test)."
 
 
 def test_refund_request_full_refund_and_decline(agent_client, shop):

@@ -115,7 +115,7 @@ def test_desk_reply_and_resolution_reach_the_host(host):
     assert names == ["open_ticket", "add_message", "close_ticket"]
     assert helpdesk.calls[1][1] == ("HD-1", "alice@helpdesk.test", "On it.", False)
     ref, note = helpdesk.calls[2][1]
-    assert ref == "HD-1" and "cancelled" in note
+    assert ref == "HD-1" and note == "Resolved: Cancelled (Cancelled now, by alice@helpdesk.test)."
     assert helpdesk.tickets["HD-1"]["status"] == "closed"
 
 

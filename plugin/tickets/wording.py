@@ -25,7 +25,7 @@ REQUEST_STATES = {
 OUTCOMES = {
     "cancelled": "Cancelled",
     "cancel_scheduled": "Cancellation scheduled",
-    "resumed": "Kept: cancellation undone by the customer",
+    "resumed": "Kept: cancellation undone",
     "refunded": "Refunded in full",
     "partially_refunded": "Partially refunded",
     "declined": "Declined",

@@ -20,6 +20,7 @@ from ..invoices.issuing import issue_credit_note
 from ..ledger.models import Payment, PricePoint, Purchase, Refund, Settings
 from ..notifications import enqueue
 from ..tickets.service import close_ticket_for_request, open_ticket_for_request
+from ..tickets.wording import say
 from .machines import CUSTOMER, OUTCOMES, SYSTEM, is_agent
 from .models import BillingRequest, RequestEvent
 from .rules import is_live_subscription, refundable_until
@@ -243,7 +244,9 @@ class RequestContext:
         request.open_slot = None
         request.resolved_at = self.now
         if request.ticket_id is not None:
-            close_ticket_for_request(request, f"Resolved: {request.outcome} ({event} by {actor}).")
+            # in words, as agents and the host's helpdesk read it (the desk's tables: tickets.wording)
+            close_ticket_for_request(request, f"Resolved: {say(request.outcome, 'outcome')} "
+                                              f"({say(event, 'event')}, by {say(actor, 'actor')}).")
 
     # -- effects: the customer's email ---------------------------------------------------
 
