@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, redirect, request
+from flask.blueprints import BlueprintSetupState
 from pydantic import ValidationError
 
 from ..errors import Conflict, InvalidInput, NotFound, PaymentDeclined, Unavailable
@@ -15,10 +16,17 @@ from ..workflows import policy
 from . import actions
 from .auth import require_lead
 from .cards import card_label
-from .display import brand
 from .forms import CSRF_MESSAGE, ActionForm, AddressForm, CardTokenForm
 from .notices import notify
 from .pages import bp, csrf_failed, page_url, render
+
+
+@bp.record_once
+def _card_filter(state: BlueprintSetupState) -> None:
+    """``card|sb_card``: the card pages spell a card as :func:`.cards.card_label` does (a host's own filter
+    of that name is kept)."""
+    state.app.jinja_env.filters.setdefault("sb_card", card_label)
+
 
 # -- billing address ----------------------------------------------------------------------------
 
@@ -123,7 +131,7 @@ def add_card(order_id: str):
             raise
         return render("card_new.html", err.status, lead=lead, purchase=purchase,
                       form=CardTokenForm(formdata=None), **_card_form(), error=err.message)
-    notify(f"Your {brand(method.brand)} card ending in {method.last4} was added."
+    notify(f"Your {card_label(method, noun=True)} was added."
           + (" Future payments will be charged to it." if method.is_default
              else " Set it as the default card to charge future payments to it."))
     return redirect(page_url("cards", order_id=order_id))
@@ -137,10 +145,10 @@ def _card_action(order_id: str, method_id: int, verb: str):
     try:
         if verb == "default":
             method = actions.set_default_card(lead.id, order_id, method_id)
-            notify(f"Future payments will be charged to your {brand(method.brand)} card ending in {method.last4}.")
+            notify(f"Future payments will be charged to your {card_label(method, noun=True)}.")
         else:
             method = actions.remove_card(lead.id, order_id, method_id)
-            notify(f"Your {brand(method.brand)} card ending in {method.last4} was removed.")
+            notify(f"Your {card_label(method, noun=True)} was removed.")
     except (Conflict, Unavailable) as err:
         if err.code == "paypal_managed":
             raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -133,9 +133,20 @@ def _check_token(token: Any) -> str:
     return token
 
 
-def card_label(method: PaymentMethod) -> str:
-    """A card as people name it: "Visa ending in 4242"."""
-    return f"{brand(method.brand or '')} ending in {method.last4}"
+def card_label(card: PaymentMethod | Mapping[str, Any], *, noun: bool = False) -> str:
+    """A card as people name it, the one spelling of the portal's pages, notices and errors: "Visa ending
+    in 4242"; with ``noun``, "Visa card ending in 4242" (as in "Your Visa card ending in 4242 was added").
+
+    ``card`` is a saved card or its dict (``brand``, ``last4``: a purchase's ``payment_method``); templates
+    spell it ``card|sb_card`` (``card|sb_card(noun=True)``). A card of no known brand is "Card ending in
+    4242" ("card ending in 4242" with ``noun``)."""
+    def field(name: str) -> Any:
+        return card.get(name) if isinstance(card, Mapping) else getattr(card, name, None)
+
+    name, last4 = field("brand"), field("last4")
+    if noun:
+        return f"{brand(name)} card ending in {last4}" if name else f"card ending in {last4}"
+    return f"{brand(name)} ending in {last4}"
 
 
 def _same_card(cards: list[PaymentMethod], details: Any) -> PaymentMethod | None:
