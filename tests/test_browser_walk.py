@@ -288,3 +288,42 @@ def test_the_reason_picked_at_the_cancel_confirmation_reaches_the_agents_ticket(
     assert fits(page, width)
     page.screenshot(path=str(shots / f"desk-ticket-cancellation-{device(width)}.png"), full_page=True)
     context.close()
+
+
+# -- the host's templates win -------------------------------------------------------------------------
+
+
+def test_a_hosts_own_page_frame_and_page_template_win(browser, make_app, tmp_path):  # noqa: F811
+    """One file (``self_billing/portal/_page.html``) frames every portal page, so a host re-frames them all
+    with its own copy; a host's copy of one page replaces that page only."""
+    folder = tmp_path / "host-templates" / "self_billing" / "portal"
+    folder.mkdir(parents=True)
+    (folder / "_page.html").write_text(
+        '{% extends sb_layout %}{% block title %}{{ title }}{% endblock %}{% block content %}'
+        '<div class="sb-portal"><p role="note">Acme Support: billing help</p>'
+        '{% include "self_billing/portal/_toolbar.html" %}{% block page %}{% endblock %}</div>{% endblock %}')
+    (folder / "resume.html").write_text(
+        '{% extends "self_billing/portal/_page.html" %}{% block page %}<h1>Stay with Acme?</h1>{% endblock %}')
+    app = make_app()
+    app.template_folder = str(tmp_path / "host-templates")
+    ledger = Ledger(app)
+    stock(ledger)
+    ledger.order("TEAM-1", price_point="pro-delayed", purchased_at=days_ago(8))
+    ledger.payment("TEAM-1", "PAY-T1", days_ago(8))
+    with serving(app) as base:
+        context, page = open_page(browser, 1280)
+        page.goto(base + PORTAL)
+        banner = page.get_by_role("note")
+        assert banner.inner_text() == "Acme Support: billing help"
+        page.get_by_role("link", name="Forgot your Order ID?").click()
+        page.get_by_role("heading", name="Forgot your Order ID?").wait_for()
+        assert banner.is_visible()
+        log_in(page, base, "TEAM-1")  # My Orders is not framed by _page.html (yet): the plugin's own
+        page.get_by_role("region", name="Team Plan").get_by_role("link", name="Cancel subscription").click()
+        page.get_by_role("heading", name="Cancel your subscription?").wait_for()
+        assert banner.is_visible() and page.get_by_text("Logged in as ann@example.com").is_visible()
+        page.get_by_role("button", name="Yes, cancel my subscription").click()
+        page.get_by_role("link", name="Keep my subscription").click()
+        page.get_by_role("heading", name="Stay with Acme?").wait_for()  # the host's page
+        assert banner.is_visible()
+        context.close()
