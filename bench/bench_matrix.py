@@ -576,10 +576,17 @@ def main() -> int:
             if database == "postgresql":
                 pg = pg_version(group[0].url)
             print(f"# {database}: in-process pages, {repeat} rounds, sizes interleaved", flush=True)
-            measure_inproc(group, apps, repeat)
+            try:
+                measure_inproc(group, apps, repeat)
+            except Exception as error:  # a page failing leaves its cells n/a; the rest is still measured
+                for cell in group:
+                    cell.errors.append(f"in-process pages: {type(error).__name__}: {str(error)[:300]}")
             for cell, app in zip(group, apps):
                 print(f"# {cell.title}: invoice first renders ({renders})", flush=True)
-                measure_first_render(cell, app, renders)
+                try:
+                    measure_first_render(cell, app, renders)
+                except Exception as error:
+                    cell.errors.append(f"invoice first render: {type(error).__name__}: {str(error)[:300]}")
                 with app.app_context():
                     db.session.remove()
                     db.engine.dispose()
@@ -590,8 +597,8 @@ def main() -> int:
                       f"wrk -c{args.connections} {duration}s x 3", flush=True)
                 try:
                     measure_http(cell, repeat, duration, args.workers, args.connections, wrk_binary)
-                except load.Stop as stop:
-                    cell.errors.append(f"HTTP: {stop}")
+                except Exception as error:
+                    cell.errors.append(f"HTTP: {type(error).__name__}: {str(error)[:300]}")
             cells += group
     finally:
         if own_pg is not None:
