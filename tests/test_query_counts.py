@@ -12,6 +12,7 @@ from plugin.db import db, utcnow
 from plugin.ledger.models import Lead
 from plugin.presenters import purchases_for_lead
 from plugin.workflows import service
+from tests.agent_support import ALICE, agent_app, agent_client, days_ago, shop  # noqa: F401  (fixtures)
 from tests.conftest import Customer
 
 
@@ -142,3 +143,36 @@ def test_a_refund_request_that_becomes_a_ticket_runs_at_most_20_statements(app, 
     assert answer.status_code in (200, 201, 202), answer.get_json()
     assert answer.get_json()["request"]["state"] == "ticketed"
     assert len(statements) <= REFUND_BY_REQUEST_STATEMENTS, "\n".join(statements)
+
+
+def test_agent_pages_cost_the_same_statements_however_many_tickets_and_payments(agent_app, agent_client, shop):
+    """The queue's first page, a ticket, and an exact lead lookup: the same statements with 3 tickets as with
+    23, and with a purchase of 1 payment as of 41 (the agent's views read each in a fixed number of queries)."""
+    shop.subscription()
+    api = "/billing/api/agent"
+
+    def refund_tickets(start: int, n: int) -> list[int]:
+        made = []
+        for k in range(start, start + n):
+            shop.ledger.order(f"ORD-Q{k}", email=f"q{k}@example.com")
+            shop.ledger.payment(f"ORD-Q{k}", f"PAY-Q{k}", days_ago(2))
+            made.append(shop.customer_asks_refund(f"PAY-Q{k}")["ticket_id"])
+        return made
+
+    def cost(ticket_id: int) -> dict[str, int]:
+        found = {}
+        for what, path in (("queue", f"{api}/tickets?status=open&limit=2"), ("ticket", f"{api}/tickets/{ticket_id}"),
+                           ("lookup", f"{api}/leads?q=ann@example.com")):
+            assert agent_client.get(path, headers=ALICE).status_code == 200  # warm
+            with agent_app.app_context(), counting_statements() as statements:
+                assert agent_client.get(path, headers=ALICE).status_code == 200
+            found[what] = len(statements)
+        return found
+
+    first = refund_tickets(0, 3)[0]
+    few = cost(first)
+    refund_tickets(3, 20)
+    for n in range(40):  # a long history on the first ticket's purchase
+        shop.ledger.payment("ORD-Q0", f"PAY-Q0-{n}", days_ago(3 + n))
+    many = cost(first)
+    assert few == many, (few, many)
