@@ -66,7 +66,7 @@ def list_tickets() -> Any:
     department = request.args.get("department") or None
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     before = _int_arg("before", None, 1, MAX_ROW_ID)
-    page = queries.list_tickets(status=status, department=department, limit=limit, before=before)
+    page = queries.list_tickets(status=status, department=department, limit=limit, before=before, plain=True)
     return {"tickets": present.tickets_to_dicts(page.rows), "next_before": page.next_before}
 
 

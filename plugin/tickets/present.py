@@ -70,7 +70,8 @@ def _request_row_dict(loaded: tuple[Any, list[Any]] | None) -> dict[str, Any] | 
 
 
 def tickets_to_dicts(rows: list[tuple[Ticket, str, str]]) -> list[dict[str, Any]]:
-    """T for each (ticket, order_id, email) row."""
+    """T for each (ticket, order_id, email) row; the ticket an ORM object or a plain row with
+    ``department_name`` (:func:`.queries.list_tickets` with ``plain``)."""
     tickets = [row[0] for row in rows]
     requests = _load_requests([t.request_id for t in tickets if t.request_id is not None])
     messages = _load_messages([t.id for t in tickets])
@@ -78,7 +79,7 @@ def tickets_to_dicts(rows: list[tuple[Ticket, str, str]]) -> list[dict[str, Any]
         {
             "id": ticket.id,
             "subject": ticket.subject,
-            "department": ticket.department.name,
+            "department": ticket.department_name if hasattr(ticket, "department_name") else ticket.department.name,
             "status": ticket.status,
             "order_id": order_id,
             "email": email,
