@@ -11,8 +11,9 @@ The items walked here are those no other browser test walks:
 - the Order ID logs in whatever its case (item 8);
 - the cancel confirmation offers the merchant's reasons and a free text, and the agent's ticket shows both.
 
-The same fixtures and skip rules as :mod:`tests.test_browser`. Screenshots of the cancel confirmation with
-its reasons and of the cancellation ticket go to ``$SELF_BILLING_SCREENSHOTS``.
+The same fixtures and skip rules as :mod:`tests.test_browser`. Screenshots of a purchase whose cancellation
+is scheduled, of the cancel confirmation with its reasons and of the cancellation ticket go to
+``$SELF_BILLING_SCREENSHOTS`` (``SELF_BILLING_SCREENSHOTS=docs/screenshots`` refreshes those in the docs).
 """
 from __future__ import annotations
 
@@ -101,9 +102,13 @@ def test_a_delayed_cancellation_says_when_it_ends_and_can_be_undone(browser, sho
     assert "billing team" not in words(page.locator("main"))
     assert team.get_by_role("link", name="Cancel subscription").count() == 0
     assert fits(page, width)
+    team.screenshot(path=str(screenshot_dir() / f"my-orders-cancel-scheduled-{device(width)}.png"))
 
-    # -- Keep my subscription: asked first, then the subscription is active again
-    team.get_by_role("link", name="Keep my subscription").click()
+    # -- Keep my subscription: readable (not the colour of its button), asked first, then active again
+    keep = team.get_by_role("link", name="Keep my subscription")
+    assert keep.evaluate("el => getComputedStyle(el).color") != keep.evaluate(
+        "el => getComputedStyle(el).backgroundColor")
+    keep.click()
     page.get_by_role("heading", name="Keep your subscription?").wait_for()
     assert f"set to end on {ends_on}" in words(page.locator("main"))
     assert fits(page, width)
