@@ -54,6 +54,12 @@ def test_the_agent_sees_the_picked_reason_and_the_comment_on_the_ticket(make_app
     page = text(app.test_client().get(f"/billing/desk/tickets/{request['ticket_id']}"))
     summary = visible(page)
     assert "Customer’s reason I no longer need it Project ended" in summary
+    # the ticket's first message (what a host's helpdesk receives) says both too
+    opening = app.test_client().get(f"/billing/api/agent/tickets/{request['ticket_id']}").get_json()["messages"][0]
+    assert "Customer's reason: I no longer need it\nIn their words: Project ended" in opening["body"]
+    picked_only = _cancel(app, "BOB-1", "bob@example.com", reason_choice="It costs too much")
+    opening = app.test_client().get(f"/billing/api/agent/tickets/{picked_only['ticket_id']}").get_json()["messages"][0]
+    assert "Customer's reason: It costs too much\n" in opening["body"] and "(none given)" not in opening["body"]
 
 
 def test_a_choice_not_offered_is_a_400_and_opens_nothing(app, ledger):

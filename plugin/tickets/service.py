@@ -98,6 +98,14 @@ def _describe_purchase(purchase: Purchase) -> str:
     return "\n".join(lines)
 
 
+def _reason_lines(request: BillingRequest) -> str:
+    """Why, as the customer gave it: the reason picked from the merchant's list, then their own words."""
+    choice, words = (request.reason_choice or "").strip(), (request.reason or "").strip()
+    if choice and words:
+        return f"Customer's reason: {choice}\nIn their words: {words}"
+    return f"Customer's reason: {choice or words or '(none given)'}"
+
+
 def opening_body(request: BillingRequest, purchase: Purchase, lead: Lead, payment: Payment | None,
                  told: str) -> str:
     """The ticket's first message: who, what was bought and paid, why, and what they were told."""
@@ -120,8 +128,7 @@ def opening_body(request: BillingRequest, purchase: Purchase, lead: Lead, paymen
             asked = request.amount_cents if request.amount_cents is not None else payment.remaining_cents
             payment_lines.append(f"Refund requested: {_money(asked, request.currency or payment.currency)}")
         parts.append("\n".join(payment_lines))
-    reason = (request.reason or "").strip()
-    parts.append(f"Customer's reason: {reason}" if reason else "Customer's reason: (none given)")
+    parts.append(_reason_lines(request))
     if request.error:
         parts.append(f"Processor error: {request.error}")
     parts.append(f"What the customer was told: {told.strip() or '(nothing)'}")
