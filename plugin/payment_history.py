@@ -49,8 +49,8 @@ class PaymentRow:
                  "refunded_cents", "period_start", "period_end")
 
     def __init__(self, row: Any) -> None:
-        for name, value in zip(self.__slots__, row):
-            setattr(self, name, value)
+        (self.id, self.payment_id, self.purchase_id, self.amount_cents, self.currency, self.paid_at, self.status,
+         self.refunded_cents, self.period_start, self.period_end) = row
 
     @property
     def remaining_cents(self) -> int:

@@ -235,7 +235,7 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
             events[event.request_id].append(event)
     settings = get_settings()
     now = now or utcnow()
-    documents = _documents([pay.id for rows in payments.values() for pay in rows])
+    documents = _documents([pay for rows in payments.values() for pay in rows])
     urls = _document_urls()
     return [
         _purchase_dict(p, payments[p.id], totals[p.id], cards[p.id], requests[p.id], events, settings, now,
@@ -259,25 +259,29 @@ def payment_history_page(purchase: Purchase, after: str | None = None,
                                                BillingRequest.state.in_(OPEN_STATES))
     ).scalars())
     payments = _payment_dicts(purchase, rows, open_slots, get_settings(), now or utcnow(),
-                              _documents([row.id for row in rows]))
+                              _documents(rows))
     return {"payments": payments, "next": after_these}
 
 
-def _documents(payment_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """``payment row id -> {"invoice": number, "notes": [credit notes]}`` in two queries."""
+def _documents(payments: list[PaymentRow]) -> dict[int, dict[str, Any]]:
+    """``payment row id -> {"invoice": number, "notes": [credit notes]}``: one query for the invoices, and
+    one for the credit notes when any of the payments has a refund (a credit note is issued per refund,
+    so a payment never refunded has none: most pages need no second query)."""
     found: dict[int, dict[str, Any]] = defaultdict(lambda: {"invoice": None, "notes": []})
-    if not payment_ids:
+    if not payments:
         return found
     invoice_payment: dict[int, int] = {}
     for invoice_id, payment_id, number in db.session.execute(
-        select(Invoice.id, Invoice.payment_id, Invoice.number).where(Invoice.payment_id.in_(payment_ids))
+        select(Invoice.id, Invoice.payment_id, Invoice.number).where(Invoice.payment_id.in_([p.id for p in payments]))
     ):
         found[payment_id]["invoice"] = number
         invoice_payment[invoice_id] = payment_id
-    if invoice_payment:
+    refunded = {p.id for p in payments if p.refunded_cents}
+    with_notes = [invoice_id for invoice_id, payment_id in invoice_payment.items() if payment_id in refunded]
+    if with_notes:
         for note in db.session.execute(
             select(CreditNote.invoice_id, CreditNote.number, CreditNote.amount_cents, CreditNote.currency,
-                   CreditNote.issued_at).where(CreditNote.invoice_id.in_(list(invoice_payment)))
+                   CreditNote.issued_at).where(CreditNote.invoice_id.in_(with_notes))
             .order_by(CreditNote.id)
         ):
             found[invoice_payment[note.invoice_id]]["notes"].append(note)
