@@ -122,11 +122,12 @@ def _payment_dicts(
     """
     invoice_url, note_url = urls or _document_urls()
     window_days = purchase.price_point.refund_window_days
+    refundable = policy.refund_check(purchase, settings, now)
     payment_dicts = []
     for payment in payments:
         issued = documents.get(payment.id, {})
         refund_open = open_slot("refund", purchase.id, payment.id) in open_slots
-        can_refund = policy.can_refund(purchase, payment, settings, now, request_open=refund_open)
+        can_refund = refundable(payment, request_open=refund_open)
         payment_dicts.append({
             "payment_id": payment.payment_id,
             "amount": format_amount(payment.amount_cents),

@@ -447,3 +447,27 @@ def test_each_refund_step_queues_one_email(app, shop, mode, faults, steps, kinds
         for step, amount in steps:
             req = service.apply_agent_event(req, step, AGENT, amount=amount)
         assert _emails("ONE-1") == kinds
+
+
+def test_the_many_payments_refund_check_answers_as_can_refund_does():
+    """My Orders asks ``policy.refund_check`` once per purchase and then per payment: every answer is
+    ``can_refund``'s, whatever the settings, the window, the remaining amount and an open request."""
+    from datetime import datetime, timedelta, timezone
+    from itertools import product
+    from types import SimpleNamespace
+
+    from plugin.workflows import policy
+
+    now = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    purchase = SimpleNamespace(kind="subscription", status="active", price_point=SimpleNamespace(refund_window_days=14))
+    payments = [SimpleNamespace(paid_at=now - timedelta(days=days), remaining_cents=remaining)
+                for days, remaining in product((0, 13, 14, 15, 400), (0, 1, 4900))]
+    answers = set()
+    for enabled, mode, request_open in product((True, False), ("automatic", "request", "disabled"), (False, True)):
+        settings = SimpleNamespace(enabled=enabled, refund_mode=mode, cancellation_mode="request")
+        check = policy.refund_check(purchase, settings, now)
+        for payment in payments:
+            expected = policy.can_refund(purchase, payment, settings, now, request_open=request_open)
+            assert check(payment, request_open=request_open) is expected
+            answers.add(expected)
+    assert answers == {True, False}

@@ -15,7 +15,7 @@ turned the action off, else 409.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import BillingError, Conflict, NotAllowed
 from .context import RequestContext
@@ -94,6 +94,23 @@ def can_refund(purchase: Any, payment: Any, settings: Any, now: datetime, *, req
     if request_open:
         return False
     return accepts(RequestContext(_REFUND_PROBE, purchase, payment, settings, now), "submit", actor=CUSTOMER)  # type: ignore[arg-type]
+
+
+def refund_check(purchase: Any, settings: Any, now: datetime) -> Callable[..., bool]:
+    """:func:`can_refund` for many payments of one purchase: ``check(payment, request_open=...)``.
+
+    The same question on one probe context whose payment changes (My Orders asks it for every payment
+    shown), so the answers are exactly :func:`can_refund`'s.
+    """
+    ctx = RequestContext(_REFUND_PROBE, purchase, None, settings, now)  # type: ignore[arg-type]
+
+    def check(payment: Any, *, request_open: bool) -> bool:
+        if request_open:
+            return False
+        ctx.payment = payment
+        return accepts(ctx, "submit", actor=CUSTOMER)
+
+    return check
 
 
 def can_resume(purchase: Any, scheduled: Any, settings: Any, now: datetime) -> bool:
