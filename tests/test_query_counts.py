@@ -2,6 +2,7 @@
 and reads the same rows however long each purchase's payment history is (it shows a page of it)."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -176,3 +177,29 @@ def test_agent_pages_cost_the_same_statements_however_many_tickets_and_payments(
         shop.ledger.payment("ORD-Q0", f"PAY-Q0-{n}", days_ago(3 + n))
     many = cost(first)
     assert few == many, (few, many)
+
+
+def test_a_portal_request_does_not_read_the_sellers_logo(app, ledger, monkeypatch):
+    """Every request reads the settings (the door check); the logo, up to tens of kilobytes, is read only by
+    documents and the settings API."""
+    import base64
+
+    from tests.conftest import ADMIN_TOKEN
+    from tests.test_invoices import tiny_png
+
+    ledger.settings(enabled=True, portal="both")
+    ledger.price()
+    _lead_with(ledger, "one@example.com", purchases=1, payments_each=1)
+    logo = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    admin = app.test_client()
+    answer = admin.put("/billing/api/admin/settings", json={"seller": {"logo": logo}},
+                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert answer.status_code == 200 and answer.get_json()["seller"]["logo"] == logo
+    customer = Customer(app.test_client())
+    assert customer.login("one-0", "one@example.com").status_code == 200
+    for path in ("/billing/api/portal/purchases", "/billing/portal/"):
+        customer.client.get(path)
+        with app.app_context(), counting_statements() as statements:
+            assert customer.client.get(path).status_code == 200
+        settings_reads = [s for s in statements if "FROM sb_settings" in s]
+        assert settings_reads and not any(re.search(r"sb_settings\.logo\b(?!_)", s) for s in settings_reads), settings_reads

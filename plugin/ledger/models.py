@@ -197,7 +197,9 @@ class Settings(Base):
     #: wins over the SELF_BILLING_MERCHANT_* configuration.
     seller: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: The seller's logo as a data: URI ("" for none), and its SHA-256 (what a cached PDF is keyed by).
-    logo: Mapped[str] = mapped_column(Text, default="")
+    #: Deferred: every request reads the settings (the door check), only documents and the settings
+    #: API read the logo, which may be tens of kilobytes.
+    logo: Mapped[str] = mapped_column(Text, default="", deferred=True)
     logo_sha: Mapped[str] = mapped_column(String(64), default="")
     #: Reverse-charge business customers in another EU member state.
     reverse_charge: Mapped[bool] = mapped_column(Boolean, default=False)
