@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, or_, select, text
 
 from .db import db
 from .errors import InvalidInput
+from .invoices.documents import Invoice
 from .ledger.models import Payment
 from .validation import is_row_id
 
@@ -34,11 +35,13 @@ BAD_CURSOR_MESSAGE = ("This 'after' value is not a cursor this API gave out. Ask
                       "'after', then pass the 'next' value of each page to get the one after it.")
 
 #: What My Orders shows of a payment: read as plain rows, not ORM objects (a page of them per purchase),
-#: and without the bill-to snapshot, which only invoices need.
+#: without the bill-to snapshot, which only invoices need, and with its invoice's id and number (an
+#: outer join on the invoice's unique payment id: None before the payment is invoiced).
 _PAYMENT_COLUMNS = (
     Payment.id, Payment.payment_id, Payment.purchase_id, Payment.amount_cents, Payment.currency,
     Payment.paid_at, Payment.status, Payment.refunded_cents, Payment.period_start, Payment.period_end,
 )
+_INVOICE_COLUMNS = (Invoice.id.label("invoice_id"), Invoice.number.label("invoice_number"))
 _NEWEST_FIRST = (Payment.paid_at.desc(), Payment.id.desc())
 
 
@@ -46,11 +49,11 @@ class PaymentRow:
     """A payment as My Orders reads it; has what the refund conditions ask of a payment."""
 
     __slots__ = ("id", "payment_id", "purchase_id", "amount_cents", "currency", "paid_at", "status",
-                 "refunded_cents", "period_start", "period_end")
+                 "refunded_cents", "period_start", "period_end", "invoice_id", "invoice_number")
 
     def __init__(self, row: Any) -> None:
         (self.id, self.payment_id, self.purchase_id, self.amount_cents, self.currency, self.paid_at, self.status,
-         self.refunded_cents, self.period_start, self.period_end) = row
+         self.refunded_cents, self.period_start, self.period_end, self.invoice_id, self.invoice_number) = row
 
     @property
     def remaining_cents(self) -> int:
@@ -100,8 +103,7 @@ def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[in
     if not ids:
         return pages, totals
     if size is None:
-        query = select(*_PAYMENT_COLUMNS).where(Payment.purchase_id.in_(ids)).order_by(Payment.purchase_id,
-                                                                                      *_NEWEST_FIRST)
+        query = _with_invoices().where(Payment.purchase_id.in_(ids)).order_by(Payment.purchase_id, *_NEWEST_FIRST)
         for row in db.session.execute(query):
             pages[row.purchase_id].append(PaymentRow(row))
         totals.update({pid: len(rows) for pid, rows in pages.items()})
@@ -129,17 +131,22 @@ def _pages_statement(purchases: int) -> Any:
     Plain SQL, made once per count: the same statement built with SQLAlchemy's ``union_all`` costs
     more to compile and key for the cache than to run.
     """
-    table = Payment.__table__.name
-    columns = ", ".join(column.key for column in _PAYMENT_COLUMNS)
-    member = (f"SELECT * FROM (SELECT {columns} FROM {table} WHERE purchase_id = :p{{n}} "
-              f"ORDER BY paid_at DESC, id DESC LIMIT :size) AS page_{{n}}")
+    payments, invoices = Payment.__table__.name, Invoice.__table__.name
+    columns = ", ".join(f"p.{column.key}" for column in _PAYMENT_COLUMNS)
+    member = (f"SELECT * FROM (SELECT {columns}, i.id AS invoice_id, i.number AS invoice_number "
+              f"FROM {payments} AS p LEFT OUTER JOIN {invoices} AS i ON i.payment_id = p.id "
+              f"WHERE p.purchase_id = :p{{n}} ORDER BY p.paid_at DESC, p.id DESC LIMIT :size) AS page_{{n}}")
     sql = " UNION ALL ".join(member.format(n=n) for n in range(purchases))
-    return text(sql).columns(*_PAYMENT_COLUMNS)
+    return text(sql).columns(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS)
+
+
+def _with_invoices() -> Any:
+    return select(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS).outerjoin(Invoice, Invoice.payment_id == Payment.id)
 
 
 def older_page(purchase_id: int, after: str | None, size: int) -> tuple[list[PaymentRow], str | None]:
     """The ``size`` payments of the purchase after the cursor ``after`` (None: the latest), and the next cursor."""
-    query = select(*_PAYMENT_COLUMNS).where(Payment.purchase_id == purchase_id)
+    query = _with_invoices().where(Payment.purchase_id == purchase_id)
     if after is not None:
         paid_at, row_id = decode_cursor(after)
         query = query.where(or_(Payment.paid_at < paid_at, and_(Payment.paid_at == paid_at, Payment.id < row_id)))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .db import db, utcnow
-from .invoices.documents import CreditNote, Invoice
+from .invoices.documents import CreditNote
 from .ledger.models import PaymentMethod, Purchase, Settings
 from .ledger.settings import get_settings
 from .money import format_amount
@@ -265,24 +265,20 @@ def payment_history_page(purchase: Purchase, after: str | None = None,
 
 
 def _documents(payments: list[PaymentRow]) -> dict[int, dict[str, Any]]:
-    """``payment row id -> {"invoice": number, "notes": [credit notes]}``: one query for the invoices, and
-    one for the credit notes when any of the payments has a refund (a credit note is issued per refund,
-    so a payment never refunded has none: most pages need no second query)."""
+    """``payment row id -> {"invoice": number, "notes": [credit notes]}``. The invoice numbers came with
+    the payments (:mod:`plugin.payment_history`); the credit notes take one query, only when a payment
+    has a refund (a credit note is issued per refund: most pages need no query at all)."""
     found: dict[int, dict[str, Any]] = defaultdict(lambda: {"invoice": None, "notes": []})
-    if not payments:
-        return found
     invoice_payment: dict[int, int] = {}
-    for invoice_id, payment_id, number in db.session.execute(
-        select(Invoice.id, Invoice.payment_id, Invoice.number).where(Invoice.payment_id.in_([p.id for p in payments]))
-    ):
-        found[payment_id]["invoice"] = number
-        invoice_payment[invoice_id] = payment_id
-    refunded = {p.id for p in payments if p.refunded_cents}
-    with_notes = [invoice_id for invoice_id, payment_id in invoice_payment.items() if payment_id in refunded]
-    if with_notes:
+    for payment in payments:
+        if payment.invoice_id is not None:
+            found[payment.id]["invoice"] = payment.invoice_number
+            if payment.refunded_cents:
+                invoice_payment[payment.invoice_id] = payment.id
+    if invoice_payment:
         for note in db.session.execute(
             select(CreditNote.invoice_id, CreditNote.number, CreditNote.amount_cents, CreditNote.currency,
-                   CreditNote.issued_at).where(CreditNote.invoice_id.in_(with_notes))
+                   CreditNote.issued_at).where(CreditNote.invoice_id.in_(list(invoice_payment)))
             .order_by(CreditNote.id)
         ):
             found[invoice_payment[note.invoice_id]]["notes"].append(note)
