@@ -97,7 +97,7 @@ def _document_urls() -> tuple[Callable[[str], str], Callable[[str], str]]:
     return _invoice_urls(), _credit_note_urls()
 
 
-def _payment_method(purchase: Purchase, cards: list[PaymentMethod]) -> dict[str, Any]:
+def _payment_method(purchase: Purchase, cards: list[Any]) -> dict[str, Any]:
     if purchase.payment_type == "paypal":
         return {"type": "paypal", "payer_email": purchase.paypal_payer_email}
     default = next((c for c in cards if c.is_default), cards[0] if cards else None)
@@ -155,7 +155,7 @@ def _purchase_dict(
     purchase: Purchase,
     payments: list[PaymentRow],
     payments_total: int,
-    cards: list[PaymentMethod],
+    cards: list[Any],
     requests: list[BillingRequest],
     events: dict[int, list[RequestEvent]],
     settings: Settings,
@@ -216,10 +216,12 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
         return []
     ids = [p.id for p in purchases]
     payments, totals = latest_pages(ids, page_size() if for_customer else None)
-    cards: dict[int, list[PaymentMethod]] = defaultdict(list)
+    cards: dict[int, list[Any]] = defaultdict(list)  # what P shows of a card, as plain rows
     for card in db.session.execute(
-        select(PaymentMethod).where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)
-    ).scalars():
+        select(PaymentMethod.purchase_id, PaymentMethod.is_default, PaymentMethod.brand, PaymentMethod.last4,
+               PaymentMethod.exp_month, PaymentMethod.exp_year)
+        .where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)
+    ):
         cards[card.purchase_id].append(card)
     requests: dict[int, list[BillingRequest]] = defaultdict(list)
     all_requests = db.session.execute(
