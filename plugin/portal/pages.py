@@ -135,7 +135,7 @@ def render(template: str, status: int = 200, **context: Any):
         sb_layout=_layout(),
         sb_door=_door(),
         sb_url=page_url,
-        sb_payment_rows=PaymentRows(),
+        sb_payment_rows=PaymentRows(page_url),
         sb_messages=pop_notices(),
         sb_logout_form=ActionForm(prefix="logout") if context.get("lead") else None,
         **context,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from flask import current_app, request
+from flask import current_app
 
 from ..timefmt import iso_utc
-from ..urls import payment_url_maker
 from .display import _date_text, _money_text, status
 
 
@@ -41,16 +40,16 @@ class PaymentRows:
 
     _locale: str
     _now: str
-    _refund_url: Any
 
-    def __init__(self) -> None:
+    def __init__(self, page_url: Callable[..., str]) -> None:
+        #: the pages' own URL builder (:func:`.pages.page_url`, one template per endpoint per request)
+        self._page_url = page_url
         self._ready = False  # most pages show no payment: nothing is looked up until one asks
 
     def __call__(self, payments: Iterable[dict[str, Any]]) -> list[PaymentRowView]:
         if not self._ready:
             self._locale = current_app.config.get("SELF_BILLING_LOCALE", "en_US")
             self._now = iso_utc(datetime.now(timezone.utc)) or ""
-            self._refund_url = payment_url_maker(f"{request.blueprint}.refund", "/portal/payments/{id}/refund")
             self._ready = True
         return [self._row(pay) for pay in payments]
 
@@ -71,5 +70,5 @@ class PaymentRows:
             window=_date_text(until, "medium", locale) if until and until > self._now else None,
             invoice_url=pay["invoice_url"] if actions.get("invoice") else None,
             credit_notes=tuple((note["url"], note["number"]) for note in pay.get("credit_notes", [])),
-            refund_url=self._refund_url(pay["payment_id"]) if actions.get("refund") else None,
+            refund_url=self._page_url("refund", payment_id=pay["payment_id"]) if actions.get("refund") else None,
         )
