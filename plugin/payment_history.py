@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import Integer, and_, column, func, or_, select, text
 
 from .db import db
 from .errors import InvalidInput
@@ -53,7 +53,7 @@ class PaymentRow:
 
     def __init__(self, row: Any) -> None:
         (self.id, self.payment_id, self.purchase_id, self.amount_cents, self.currency, self.paid_at, self.status,
-         self.refunded_cents, self.period_start, self.period_end, self.invoice_id, self.invoice_number) = row
+         self.refunded_cents, self.period_start, self.period_end, self.invoice_id, self.invoice_number) = row[:12]
 
     @property
     def remaining_cents(self) -> int:
@@ -90,12 +90,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[int, list[PaymentRow]], dict[int, int]]:
     """Each purchase's latest ``size`` payments, newest first, and how many it has.
 
-    Two statements (one more per :data:`_PURCHASES_PER_STATEMENT` purchases): the counts, from the
-    index on ``purchase_id``; and one ``ORDER BY ... LIMIT`` per purchase joined by UNION ALL, so
-    each purchase reads its page from the index on (``purchase_id``, ``paid_at``) and never the rest of
-    its history. (A window function over the purchases' payments, ``row_number() <= size``, is one
-    statement too but numbers every payment of the history first: 13x slower for 30 x 50 on SQLite.)
-    ``size`` None: every payment (the merchant's and the agents' views of a purchase).
+    Each purchase reads its page from the index on (``purchase_id``, ``paid_at``) with ``ORDER BY ...
+    LIMIT`` and never the rest of its history; its count comes from the index on ``purchase_id``.
+    On PostgreSQL that is one statement (:func:`_lateral_statement`: a LATERAL page and count per
+    purchase id of an array, one small plan); elsewhere two (one more per
+    :data:`_PURCHASES_PER_STATEMENT` purchases): the counts, and one page per purchase joined by
+    UNION ALL (:func:`_pages_statement`). (A window function over the purchases' payments,
+    ``row_number() <= size``, numbers every payment of the history first: 13x slower for 30 x 50 on
+    SQLite.) ``size`` None: every payment (the merchant's and the agents' views of a purchase).
     """
     ids = list(purchase_ids)
     pages: dict[int, list[PaymentRow]] = {pid: [] for pid in ids}
@@ -107,6 +109,11 @@ def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[in
         for row in db.session.execute(query):
             pages[row.purchase_id].append(PaymentRow(row))
         totals.update({pid: len(rows) for pid, rows in pages.items()})
+        return pages, totals
+    if db.session.get_bind().dialect.name == "postgresql":
+        for row in db.session.execute(_lateral_statement(), {"ids": ids, "size": size}):
+            pages[row.purchase_id].append(PaymentRow(row))
+            totals[row.purchase_id] = row.total
         return pages, totals
     totals.update(db.session.execute(
         select(Payment.purchase_id, func.count()).where(Payment.purchase_id.in_(ids)).group_by(Payment.purchase_id)
@@ -138,6 +145,25 @@ def _pages_statement(purchases: int) -> Any:
               f"WHERE p.purchase_id = :p{{n}} ORDER BY p.paid_at DESC, p.id DESC LIMIT :size) AS page_{{n}}")
     sql = " UNION ALL ".join(member.format(n=n) for n in range(purchases))
     return text(sql).columns(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS)
+
+
+@lru_cache(maxsize=1)
+def _lateral_statement() -> Any:
+    """PostgreSQL: each purchase id of the array ``:ids`` with its payment count and latest ``:size``
+    payments (a purchase without payments gives no row), as one statement.
+
+    The UNION ALL of :func:`_pages_statement` plans every member on each request (about 2 ms for 30
+    purchases: psycopg's prepared statements do not outlive the rollback that ends a read-only
+    request), this one plan is about 0.1 ms.
+    """
+    payments, invoices = Payment.__table__.name, Invoice.__table__.name
+    columns = ", ".join(f"p.{column.key}" for column in _PAYMENT_COLUMNS)
+    sql = (f"SELECT page.*, counted.total FROM unnest(CAST(:ids AS integer[])) AS purchase(id) "
+           f"CROSS JOIN LATERAL (SELECT count(*) AS total FROM {payments} WHERE purchase_id = purchase.id) AS counted "
+           f"CROSS JOIN LATERAL (SELECT {columns}, i.id AS invoice_id, i.number AS invoice_number "
+           f"FROM {payments} AS p LEFT OUTER JOIN {invoices} AS i ON i.payment_id = p.id "
+           f"WHERE p.purchase_id = purchase.id ORDER BY p.paid_at DESC, p.id DESC LIMIT :size) AS page")
+    return text(sql).columns(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS, column("total", Integer))
 
 
 def _with_invoices() -> Any:
