@@ -111,9 +111,10 @@ def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[in
         totals.update({pid: len(rows) for pid, rows in pages.items()})
         return pages, totals
     if db.session.get_bind().dialect.name == "postgresql":
-        for row in db.session.execute(_lateral_statement(), {"ids": ids, "size": size}):
-            pages[row.purchase_id].append(PaymentRow(row))
-            totals[row.purchase_id] = row.total
+        for row in db.session.execute(_lateral_statement(), {"ids": ids, "size": size}).all():
+            payment = PaymentRow(row)
+            pages[payment.purchase_id].append(payment)
+            totals[payment.purchase_id] = row[-1]
         return pages, totals
     totals.update(db.session.execute(
         select(Payment.purchase_id, func.count()).where(Payment.purchase_id.in_(ids)).group_by(Payment.purchase_id)
@@ -122,8 +123,9 @@ def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[in
     for start in range(0, len(having), _PURCHASES_PER_STATEMENT):
         chunk = having[start:start + _PURCHASES_PER_STATEMENT]
         params = {f"p{n}": pid for n, pid in enumerate(chunk)}
-        for row in db.session.execute(_pages_statement(len(chunk)), {**params, "size": size}):
-            pages[row.purchase_id].append(PaymentRow(row))
+        for row in db.session.execute(_pages_statement(len(chunk)), {**params, "size": size}).all():
+            payment = PaymentRow(row)
+            pages[payment.purchase_id].append(payment)
     return pages, totals
 
 

@@ -31,7 +31,7 @@ import time
 from datetime import datetime, timedelta
 
 from flask import abort, current_app, g, redirect, request, session, url_for
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from ..db import db, utcnow
 from ..errors import NotLoggedIn
@@ -66,8 +66,13 @@ def _forget() -> None:
         session.pop(key, None)
 
 
+#: What a request reads of its portal session: a plain row, not an ORM object (every customer request reads it).
+_SESSION_ROW = select(PortalSession.lead_id, PortalSession.created_at, PortalSession.ended_at).where(
+    PortalSession.token_hash == bindparam("token_hash"))
+
+
 def _lead_of(token: str) -> int | None:
-    row = db.session.get(PortalSession, digest(token))
+    row = db.session.execute(_SESSION_ROW, {"token_hash": digest(token)}).first()
     if row is None or row.ended_at is not None or utcnow() - row.created_at > _lifetime():
         return None
     return row.lead_id
