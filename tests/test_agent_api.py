@@ -337,9 +337,9 @@ def test_leads_lookup_by_exact_email_or_order_id_names_one_lead(agent_client, sh
         leads = agent_client.get(API + "/leads", query_string={"q": q}, headers=ALICE).get_json()["leads"]
         expected = "ann@example.com" if "@" in q else "joann@example.com"
         assert [lead["email"] for lead in leads] == [expected], q
-    # Part of an email still searches: both leads contain it.
+    # Part of an email still searches: both leads contain it, the newest first.
     leads = agent_client.get(API + "/leads?q=ann@example", headers=ALICE).get_json()["leads"]
-    assert [lead["email"] for lead in leads] == ["ann@example.com", "joann@example.com"]
+    assert [lead["email"] for lead in leads] == ["joann@example.com", "ann@example.com"]
 
 
 def test_leads_lookup_nothing_found_hints_other_email(agent_client, shop):

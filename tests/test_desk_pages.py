@@ -174,6 +174,20 @@ def test_lead_lookup_page(desk, shop):
     assert "the customer may have used a different email at checkout" in nothing.lower()
 
 
+def test_lead_lookup_lists_the_newest_matches_first_and_says_when_there_may_be_more(desk, shop):
+    shop.subscription()
+    for n in range(1, 23):  # 22 more leads whose email contains "shopper", ORD-2001 the oldest
+        shop.ledger.order(f"ORD-{2000 + n}", email=f"shopper{n:02d}@example.com")
+    html = desk.get(DESK + "/leads?q=shopper").get_data(as_text=True)
+    listed = re.findall(r'value="(shopper\d+@example\.com)"', html)
+    assert listed == [f"shopper{n:02d}@example.com" for n in range(22, 2, -1)]  # the 20 newest, newest first
+    assert "Showing the 20 newest leads that match “shopper”; there may be more." in _text(desk.get(DESK + "/leads?q=shopper"))
+
+    few = _text(desk.get(DESK + "/leads?q=shopper0"))  # 9 matches: all of them, no such hint
+    assert "shopper09@example.com" in few and "shopper01@example.com" in few
+    assert "there may be more" not in few
+
+
 def test_manual_cancel_and_refund_on_the_order_page(desk, shop):
     shop.subscription()
     shop.ledger.settings(cancellation={"mode": "disabled"}, refunds={"mode": "disabled"})

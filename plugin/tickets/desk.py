@@ -209,12 +209,15 @@ def ticket_reply(ticket_id: int) -> Response:
 
 # -- lead lookup -----------------------------------------------------------------------
 
+#: Leads the lookup page lists (the newest matches; the page says so when there may be more).
+DESK_LEADS_SHOWN = 20
+
 
 @bp.get("/leads")
 def leads() -> Response:
     q = (request.args.get("q") or "").strip()[:MAX_QUERY_CHARS]
-    found = queries.search_leads(q) if q else []
-    return _render("self_billing/desk/leads.html", q=q,
+    found = queries.search_leads(q, limit=DESK_LEADS_SHOWN) if q else []
+    return _render("self_billing/desk/leads.html", q=q, shown=DESK_LEADS_SHOWN,
                    leads=[present.lead_to_dict(lead, purchases) for lead, purchases in found])
 
 
