@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from .db import db, utcnow
+from .db import db, id_in, utcnow
 from .invoices.documents import CreditNote
 from .ledger.models import PaymentMethod, Purchase, Settings
 from .ledger.settings import get_settings
@@ -220,19 +220,19 @@ def present_purchases(purchases: list[Purchase], now: datetime | None = None, *,
     for card in db.session.execute(
         select(PaymentMethod.purchase_id, PaymentMethod.is_default, PaymentMethod.brand, PaymentMethod.last4,
                PaymentMethod.exp_month, PaymentMethod.exp_year)
-        .where(PaymentMethod.purchase_id.in_(ids)).order_by(PaymentMethod.id)
+        .where(id_in(PaymentMethod.purchase_id, ids)).order_by(PaymentMethod.id)
     ):
         cards[card.purchase_id].append(card)
     requests: dict[int, list[BillingRequest]] = defaultdict(list)
     all_requests = db.session.execute(
-        select(BillingRequest).where(BillingRequest.purchase_id.in_(ids))
+        select(BillingRequest).where(id_in(BillingRequest.purchase_id, ids))
     ).scalars().all()
     for request in all_requests:
         requests[request.purchase_id].append(request)
     events: dict[int, list[RequestEvent]] = defaultdict(list)
     if all_requests:
         for event in db.session.execute(
-            select(RequestEvent).where(RequestEvent.request_id.in_([r.id for r in all_requests]))
+            select(RequestEvent).where(id_in(RequestEvent.request_id, [r.id for r in all_requests]))
             .order_by(RequestEvent.id)
         ).scalars():
             events[event.request_id].append(event)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..db import db
+from ..db import db, id_in
 from ..ledger.models import Lead, Payment, Purchase
 from ..money import format_amount
 from ..presenters import purchase_to_dict, request_to_dict
@@ -38,10 +38,10 @@ def _load_requests(request_ids: list[int]) -> dict[int, tuple[Any, list[Any]]]:
     requests = BillingRequest.__table__
     events = RequestEvent.__table__
     by_id: dict[int, tuple[Any, list[Any]]] = {
-        row.id: (row, []) for row in db.session.execute(select(requests).where(requests.c.id.in_(request_ids)))
+        row.id: (row, []) for row in db.session.execute(select(requests).where(id_in(requests.c.id, request_ids)))
     }
     for event in db.session.execute(
-        select(events).where(events.c.request_id.in_(request_ids)).order_by(events.c.id)
+        select(events).where(id_in(events.c.request_id, request_ids)).order_by(events.c.id)
     ):
         by_id[event.request_id][1].append(event)
     return by_id
@@ -52,7 +52,7 @@ def _load_messages(ticket_ids: list[int]) -> dict[int, list[Any]]:
     if ticket_ids:
         messages = TicketMessage.__table__
         rows = db.session.execute(
-            select(messages).where(messages.c.ticket_id.in_(ticket_ids)).order_by(messages.c.id)
+            select(messages).where(id_in(messages.c.ticket_id, ticket_ids)).order_by(messages.c.id)
         )
         for row in rows:
             by_ticket[row.ticket_id].append(row)

@@ -11,7 +11,7 @@ from sqlalchemy import column, func, literal_column, or_, select, table
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
-from ..db import db
+from ..db import db, id_in
 from ..ledger.models import Lead, Purchase
 from .models import Department, Ticket
 
@@ -202,7 +202,7 @@ def search_leads(q: str, limit: int = 20) -> list[tuple[Lead, list[Purchase]]]:
         return []
     purchases = db.session.execute(
         select(Purchase)
-        .where(Purchase.lead_id.in_([lead.id for lead in leads]))
+        .where(id_in(Purchase.lead_id, [lead.id for lead in leads]))
         .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
     ).scalars()
     by_lead: dict[int, list[Purchase]] = {lead.id: [] for lead in leads}
