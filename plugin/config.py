@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # Payments per page of a purchase's history in My Orders (HTML and JSON): each purchase shows its
     # latest page, "Show details" the older ones a page at a time (plugin/payment_history.py; 1 to 100).
     "SELF_BILLING_PAYMENTS_PAGE_SIZE": 5,
+    # Purchases per page of My Orders (the HTML pages only: the portal JSON API gives every purchase): the
+    # latest page first, "Show earlier purchases" the older ones a page at a time (plugin/portal/purchase_pages.py;
+    # 1 to 100).
+    "SELF_BILLING_PURCHASES_PAGE_SIZE": 10,
     # Where the card form posts card details to get a processor token; None = the sandbox's
     # {prefix}/sandbox/tokens. A real processor's tokenization endpoint goes here.
     "SELF_BILLING_CARD_TOKEN_URL": None,

@@ -9,13 +9,16 @@ import pytest
 
 from tests.parts import in_ci, missing_part
 from tests.test_browser import browser, live_demo, live_portal  # noqa: F401  (fixtures)
+from tests.test_browser import serving
 from tests.test_desk_browser import live_desk, signed_in  # noqa: F401  (fixtures)
+from tests.test_portal_pages import paged_shop
 
 WIDTHS = (1280, 375)
 #: The portal's pages, as Ann (SUB-1 and BOOK-1 of tests.test_portal_api.stock, TEAM-1 of the live_portal fixture).
 PORTAL_PAGES = ("/", "/purchases/SUB-1/cancel", "/purchases/TEAM-1/cancel", "/payments/PAY-2/refund",
                 "/purchases/SUB-1/address", "/purchases/SUB-1/cards", "/purchases/SUB-1/cards/new",
-                "/purchases/SUB-1/payments", "/purchases/PP-1/cards", "/purchases/NOPE-1/cancel")
+                "/purchases/SUB-1/payments", "/purchases/PP-1/cards", "/purchases/NOPE-1/cancel",
+                "/?page=2")  # My Orders past its last page (4 purchases, 10 a page): "There are no older purchases."
 #: The desk's pages as the demo's agent (tests.test_desk_browser.live_desk: the demo data and three tickets).
 DESK_PAGES = ["/desk/", "/desk/?status=all", "/desk/leads", "/desk/leads?q=ann", "/desk/leads?q=nobody-at-all",
               "/desk/orders/DEMO-1001", "/desk/orders/DEMO-1002", "/desk/orders/DEMO-1008", "/desk/orders/NOPE-1",
@@ -137,6 +140,33 @@ def test_the_portal_pages_have_no_serious_violations(browser, live_portal, width
     problems["/purchases/SUB-1/cards/<id>/remove"] = serious(page)
     context.close()
     assert len(problems) == 1 + len(LOGGED_OUT_PAGES) + 3 + len(PORTAL_PAGES) + 6
+    assert {where: found for where, found in problems.items() if found} == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_my_orders_pages_of_purchases_have_no_serious_violations(browser, make_app, width):  # noqa: F811
+    """My Orders a page at a time (12 purchases, 5 a page): each page without JavaScript's help, and the first
+    page with the earlier ones loaded in place."""
+    app = paged_shop(make_app, size=5)
+    with serving(app) as url:
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        base = url + "/billing/portal"
+        page.goto(base + "/")
+        page.get_by_label("Order ID").fill("SUB-1")
+        page.get_by_label("Email address").fill("ann@example.com")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="My Orders").wait_for()
+        problems = {"/": serious(page)}
+        for path in ("/?page=2", "/?page=3", "/?page=4", "/?page=abc"):
+            page.goto(base + path)
+            page.wait_for_load_state("load")
+            problems[path] = serious(page)
+        page.goto(base + "/")
+        page.get_by_role("button", name="Show earlier purchases").click()
+        page.locator("section.sb-purchase").nth(9).wait_for()
+        problems["/ (earlier purchases loaded in place)"] = serious(page)
+        context.close()
     assert {where: found for where, found in problems.items() if found} == {}
 
 

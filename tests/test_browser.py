@@ -14,6 +14,7 @@ the ones the README shows). Without Chromium or Playwright the test is skipped, 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from werkzeug.serving import make_server
 from tests.conftest import Ledger
 from tests.parts import missing_part
 from tests.test_portal_api import days_ago, stock
+from tests.test_portal_pages import ANN_NEWEST_FIRST, paged_shop
 
 CHROMIUM = os.environ.get("SELF_BILLING_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -282,6 +284,76 @@ def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
         assert rows.nth(8).locator('td[data-label="Refundable until"]').inner_text() == "Ended"  # PAY-1
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert unfocusable_controls(page) == []
+        context.close()
+
+
+def test_show_earlier_purchases_loads_older_purchases_in_place(browser, make_app):
+    app = paged_shop(make_app, size=5)  # Ann: 12 purchases, 5 a page; SUB-1 the oldest, on the last page
+    ledger = Ledger(app)
+    for n in range(3, 13):  # SUB-1: 12 payments, more than a page of its history
+        ledger.payment("SUB-1", f"PAY-X{n}", days_ago(10 - n * 0.5))
+    with serving(app) as url:
+        context = browser.new_context(viewport={"width": 375, "height": 812})
+        page = context.new_page()
+        page.goto(url + "/billing/portal/")
+        page.get_by_label("Order ID").fill("SUB-1")
+        page.get_by_label("Email address").fill("ann@example.com")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="My Orders").wait_for()
+        modules = page.locator("section.sb-purchase")
+        status = page.locator("[data-sb-more-purchases-status]")
+        assert modules.count() == 5 and status.inner_text() == "Showing the latest 5 of 12 purchases."
+        assert page.get_by_role("link", name="Show earlier purchases").count() == 0  # the script made it a button
+        earlier = page.get_by_role("button", name="Show earlier purchases")
+
+        # A failed load says so, keeps the page as it was, and can be tried again.
+        page.route(re.compile(r"[?]page=2$"), lambda route: route.abort())
+        earlier.click()
+        page.get_by_text("The earlier purchases could not be loaded. Please try again.").wait_for()
+        assert modules.count() == 5 and earlier.is_enabled()
+        page.unroute(re.compile(r"[?]page=2$"))
+
+        earlier.click()
+        page.locator('section[data-order-id="ORD-09"]').wait_for()
+        assert modules.count() == 10 and status.inner_text() == "Showing the latest 10 of 12 purchases."
+        assert earlier.is_enabled()
+        earlier.click()
+        page.locator('section[data-order-id="SUB-1"]').wait_for()
+        assert modules.count() == 12 and earlier.count() == 0  # the last page: no button left
+        assert status.inner_text() == "Showing the latest 12 of 12 purchases."
+        assert page.evaluate("document.activeElement.hasAttribute('data-sb-more-purchases-status')")
+        assert [modules.nth(i).get_attribute("data-order-id") for i in range(12)] == ANN_NEWEST_FIRST
+        ids = page.evaluate("[...document.querySelectorAll('.sb-orders [id]')].map(el => el.id)")
+        assert len(ids) == len(set(ids))  # headings of the pages joined in place stay unique
+        labels = page.evaluate("[...document.querySelectorAll('section.sb-purchase')]"
+                               ".map(s => document.getElementById(s.getAttribute('aria-labelledby')).textContent)")
+        assert len(labels) == 12 and all(labels)
+
+        # In a module loaded in place, "Show details" and "Show more payments" work as on the first page.
+        sub = page.locator('section[data-order-id="SUB-1"]')
+        sub.get_by_text("Show details").click()
+        sub.get_by_text("Hide details").wait_for(state="visible")
+        history = sub.get_by_role("table", name="Earlier payments")
+        rows = history.locator("tbody tr")
+        assert rows.count() == 2 and sub.get_by_role("link", name="Show more payments").count() == 0
+        more = sub.get_by_role("button", name="Show more payments")
+        more.click()
+        history.get_by_text("PAY-X3").wait_for()
+        assert rows.count() == 7 and sub.get_by_text("Showing the latest 10 of 12 payments.").is_visible()
+        more.click()
+        history.get_by_text("PAY-1", exact=True).wait_for()
+        assert rows.count() == 9 and more.count() == 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert unfocusable_controls(page) == []
+
+        # Opened at page 2 (a link without JavaScript, shared), the button goes on from there.
+        page.goto(url + "/billing/portal/?page=2")
+        page.get_by_text("Purchases 6 to 10 of 12.", exact=True).wait_for()
+        assert status.inner_text() == "Showing purchases 6 to 10 of 12."
+        earlier.click()
+        page.locator('section[data-order-id="SUB-1"]').wait_for()
+        assert [modules.nth(i).get_attribute("data-order-id") for i in range(7)] == ANN_NEWEST_FIRST[5:]
+        assert status.inner_text() == "Showing purchases 6 to 12 of 12." and earlier.count() == 0
         context.close()
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from plugin import SelfBilling
 from plugin.db import db
-from tests.conftest import Ledger
+from plugin.ledger.models import Lead, Purchase
+from tests.conftest import Customer, Ledger
 from tests.test_portal_api import admin_order, card_token, days_ago, stock
 
 PORTAL = "/billing/portal"
@@ -323,6 +324,172 @@ def test_the_paged_history_stays_inside_the_helpdesk_tab(make_app):
     assert unescape(link.group(1)).startswith(TAB + "/purchases/SUB-1/payments?after=")
     page = text(client.get(unescape(link.group(1))))
     assert '<nav id="host-nav">' in page and "PAY-1" in page
+
+
+# -- My Orders a page at a time ---------------------------------------------------------------------------
+
+
+#: Ann's purchases of paged_shop, newest first: ORD-k bought 2k days ago, BOOK-1 5 and SUB-1 40 days ago.
+ANN_NEWEST_FIRST = ["ORD-01", "ORD-02", "BOOK-1", "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08",
+                    "ORD-09", "ORD-10", "SUB-1"]
+BOB_ORDERS = {"BOB-1"} | {f"BOB-{k}" for k in range(2, 8)}
+
+
+def paged_shop(make_app, size: int = 5, **config: Any):
+    """Ann with 12 purchases (recorded out of date order) and Bob with 7, interleaved in time; ``size`` a page."""
+    app = make_app(SELF_BILLING_PURCHASES_PAGE_SIZE=size, **config)
+    ledger = Ledger(app)
+    stock(ledger)
+    for k in (3, 7, 1, 9, 5, 10, 2, 8, 4, 6):
+        ledger.order(f"ORD-{k:02}", purchased_at=days_ago(2 * k))
+    for k in range(2, 8):
+        ledger.order(f"BOB-{k}", email="bob@example.com", first_name="Bob", purchased_at=days_ago(2 * k + 1))
+    return app
+
+
+def order_ids(html: str) -> list[str]:
+    return re.findall(r'<section class="sb-card sb-purchase"[^>]*data-order-id="([^"]+)"', html)
+
+
+def earlier_link(html: str) -> str | None:
+    """The "Show earlier purchases" link's target, or None when the page has none."""
+    found = re.findall(r'<a [^>]*href="([^"]+)"[^>]*data-sb-more-purchases[^>]*>Show earlier purchases</a>', html)
+    assert len(found) <= 1 and (("Show earlier purchases" in visible(html)) == bool(found))
+    return unescape(found[0]) if found else None
+
+
+def test_my_orders_shows_the_latest_purchases_a_page_at_a_time(make_app):
+    client = paged_shop(make_app).test_client()
+    login(client)
+    first = text(client.get(PORTAL + "/"))
+    assert order_ids(first) == ANN_NEWEST_FIRST[:5]
+    assert "Showing the latest 5 of 12 purchases." in visible(first)
+    assert re.search(r'<span class="sb-muted" data-sb-more-purchases-status role="status" tabindex="-1">'
+                     r'Showing the latest 5 of 12 purchases\.</span>', first)
+    assert "Purchases 1 to 5" not in visible(first) and "Show the latest purchases" not in first
+    assert earlier_link(first) == PORTAL + "/?page=2"
+    assert "<script>" in first  # the in-place loader, though no purchase has more payments than a page
+
+    # Without JavaScript, the link is a plain GET of the next page: follow it to the end.
+    pages, url = [first], earlier_link(first)
+    while url:
+        answer = client.get(url)
+        assert answer.status_code == 200
+        pages.append(text(answer))
+        url = earlier_link(pages[-1])
+    assert [order_ids(page) for page in pages] == [ANN_NEWEST_FIRST[:5], ANN_NEWEST_FIRST[5:10], ANN_NEWEST_FIRST[10:]]
+    second, third = visible(pages[1]), visible(pages[2])
+    assert "Purchases 6 to 10 of 12." in second and "Showing purchases 6 to 10 of 12." in second
+    assert earlier_link(pages[1]) == PORTAL + "/?page=3"
+    assert "Purchases 11 to 12 of 12." in third and "Showing" not in third  # the last page: nothing older
+    for page in pages[1:]:
+        assert re.search(rf'<a href="{re.escape(PORTAL)}/">Show the latest purchases</a>', page)
+    # Every heading id is unique across the pages (they are joined in place), each module named by its own.
+    headings = [h for page in pages for h in re.findall(r'<h2 id="([^"]+)"', page)]
+    assert headings == [f"sb-purchase-{n}" for n in range(1, 13)]
+    for page in pages:
+        assert re.findall(r'<section [^>]*aria-labelledby="([^"]+)"', page) == re.findall(r'<h2 id="([^"]+)"', page)
+
+
+@pytest.mark.parametrize("size", [10, 2])
+def test_a_lead_with_no_more_purchases_than_a_page_sees_no_paging(make_app, size):
+    client = make_app(SELF_BILLING_PURCHASES_PAGE_SIZE=size).test_client()
+    stock(Ledger(client.application))
+    login(client)
+    html = text(client.get(PORTAL + "/"))
+    assert order_ids(html) == ["BOOK-1", "SUB-1"]
+    assert earlier_link(html) is None and not re.search(r"<a [^>]*data-sb-more-purchases", html)
+    assert "Showing" not in visible(html) and "Purchases 1" not in visible(html)
+    assert "Show the latest purchases" not in html and "<script>" not in html
+
+
+def test_a_lead_without_purchases_still_sees_the_empty_state(make_app):
+    app = make_app()
+    stock(Ledger(app))
+    client = app.test_client()
+    login(client)
+    with app.app_context():  # Ann's purchases moved to Bob: her session stays, her orders are gone
+        ann_id, bob_id = (db.session.execute(select(Lead.id).where(Lead.email_normalized == email)).scalar_one()
+                          for email in ("ann@example.com", "bob@example.com"))
+        for purchase in db.session.execute(select(Purchase).where(Purchase.lead_id == ann_id)).scalars():
+            purchase.lead_id = bob_id
+        db.session.commit()
+    for path in ("/", "/?page=2"):
+        answer = client.get(PORTAL + path)
+        assert answer.status_code == 200
+        html = visible(text(answer))
+        assert "There are no purchases under this email address yet." in html, path
+        assert "older purchases" not in html and "Show earlier purchases" not in html and "Show the latest" not in html
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "99999999999999999999", "1" * 5000, "1.5", " 2", "2 ", "+2",
+                                   "0x2", "\u0663", "2\x00", "1e3"])
+def test_a_page_that_is_not_a_page_number_is_a_readable_400(make_app, value):
+    client = paged_shop(make_app).test_client()
+    login(client)
+    answer = client.get(PORTAL + "/", query_string={"page": value})
+    assert answer.status_code == 400, value
+    html = text(answer)
+    assert "'page' must be a whole number from 1 up" in visible(html) or "NUL characters" in visible(html)
+    assert re.search(rf'<a href="{re.escape(PORTAL)}/">Back to My Orders</a>', html)
+    assert not order_ids(html)
+    if len(value) > 3:
+        assert value not in html  # never repeated back
+
+
+def test_a_page_past_the_end_says_there_are_no_older_purchases(make_app):
+    client = paged_shop(make_app).test_client()
+    login(client)
+    for page in ("4", "999999999"):
+        answer = client.get(PORTAL + "/?page=" + page)
+        assert answer.status_code == 200
+        html = text(answer)
+        assert not order_ids(html)
+        assert "There are no older purchases." in visible(html)
+        assert re.search(rf'<a href="{re.escape(PORTAL)}/">Show the latest purchases</a>', html)
+        assert earlier_link(html) is None and "There are no purchases under" not in html
+    assert order_ids(text(client.get(PORTAL + "/?page="))) == ANN_NEWEST_FIRST[:5]  # empty: the first page
+    assert order_ids(text(client.get(PORTAL + "/?page=01"))) == ANN_NEWEST_FIRST[:5]
+
+
+def test_each_customer_sees_only_their_own_purchases_on_every_page(make_app):
+    app = paged_shop(make_app)
+    seen: dict[str, list[str]] = {}
+    for order_id, email in (("SUB-1", "ann@example.com"), ("BOB-1", "bob@example.com")):
+        client = app.test_client()
+        login(client, order_id, email)
+        seen[email] = [o for page in range(1, 5) for o in order_ids(text(client.get(PORTAL + f"/?page={page}")))]
+    assert seen["ann@example.com"] == ANN_NEWEST_FIRST
+    assert set(seen["bob@example.com"]) == BOB_ORDERS and len(seen["bob@example.com"]) == len(BOB_ORDERS)
+
+
+def test_the_portal_api_still_gives_every_purchase(make_app):
+    app = paged_shop(make_app)
+    customer = Customer(app.test_client())
+    assert customer.login("SUB-1").status_code == 200
+    for path in ("/purchases", "/purchases?page=2"):
+        body = customer.get(path).get_json()
+        assert [p["order_id"] for p in body["purchases"]] == ANN_NEWEST_FIRST
+
+
+def test_the_page_size_is_kept_between_1_and_100(make_app):
+    client = paged_shop(make_app, size=0).test_client()
+    login(client)
+    html = text(client.get(PORTAL + "/"))
+    assert order_ids(html) == ANN_NEWEST_FIRST[:1] and "Showing the latest 1 of 12 purchases." in visible(html)
+    client.application.config["SELF_BILLING_PURCHASES_PAGE_SIZE"] = 1000
+    assert order_ids(text(client.get(PORTAL + "/"))) == ANN_NEWEST_FIRST
+
+
+def test_earlier_purchases_stay_inside_the_helpdesk_tab(make_app):
+    app = host_app(make_app, SELF_BILLING_PURCHASES_PAGE_SIZE=1)
+    client = app.test_client()
+    login(client, base=TAB)
+    first = text(client.get(TAB + "/"))
+    assert order_ids(first) == ["BOOK-1"] and earlier_link(first) == TAB + "/?page=2"
+    second = text(client.get(TAB + "/?page=2"))
+    assert '<nav id="host-nav">' in second and order_ids(second) == ["SUB-1"]
+    assert re.search(rf'<a href="{re.escape(TAB)}/">Show the latest purchases</a>', second)
 
 
 def test_icons_follow_the_actions(ann, shop):

@@ -9,7 +9,6 @@ from ..db import db
 from ..errors import NotLoggedIn
 from ..ledger.models import Lead
 from ..payments.interface import PayPalManaged
-from ..presenters import purchases_for_lead
 from .auth import current_lead_id, login_lead, logout
 from .forms import CSRF_MESSAGE, ActionForm, LoginForm, OrderLookupForm
 from .limits import mark_login_failed
@@ -23,6 +22,7 @@ from .login_links import (
 from .notices import ERROR, notify
 from .order_lookup import LOOKUP_SENT_MESSAGE, send_order_ids
 from .pages import bp, csrf_failed, page_url, render, safe_next
+from .purchase_pages import parse_page_number, purchase_page
 
 # -- login, My Orders, logout ------------------------------------------------------------------
 
@@ -33,7 +33,8 @@ def index():
     lead = db.session.get(Lead, lead_id) if lead_id is not None else None
     if lead is None:
         return render("login.html", form=LoginForm(), next=safe_next(request.args.get("next")))
-    return render("orders.html", lead=lead, purchases=purchases_for_lead(lead.id),
+    page = purchase_page(lead.id, parse_page_number(request.args.get("page")))
+    return render("orders.html", lead=lead, purchases=page.purchases, page=page,
                   paypal_manage_url=PayPalManaged.manage_url)
 
 
