@@ -269,6 +269,15 @@ def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
         assert rows.count() == 2  # the latest page is 5: three on the card, two here
         assert sub.get_by_role("link", name="Show more payments").count() == 0  # the script made it a button
         more = sub.get_by_role("button", name="Show more payments")
+
+        # A failed load says so, keeps the rows as they were, and can be tried again.
+        older = re.compile(r"/payments[?]after=")
+        page.route(older, lambda route: route.abort())
+        more.click()
+        sub.get_by_text("The older payments could not be loaded. Please try again.").wait_for()
+        assert rows.count() == 2 and more.is_enabled()
+        page.unroute(older)
+
         more.click()
         history.get_by_text("PAY-X3").wait_for()
         assert rows.count() == 7
@@ -337,6 +346,15 @@ def test_show_earlier_purchases_loads_older_purchases_in_place(browser, make_app
         rows = history.locator("tbody tr")
         assert rows.count() == 2 and sub.get_by_role("link", name="Show more payments").count() == 0
         more = sub.get_by_role("button", name="Show more payments")
+
+        # A failed load says so, keeps the rows as they were, and can be tried again.
+        older = re.compile(r"/payments[?]after=")
+        page.route(older, lambda route: route.abort())
+        more.click()
+        sub.get_by_text("The older payments could not be loaded. Please try again.").wait_for()
+        assert rows.count() == 2 and more.is_enabled()
+        page.unroute(older)
+
         more.click()
         history.get_by_text("PAY-X3").wait_for()
         assert rows.count() == 7 and sub.get_by_text("Showing the latest 10 of 12 payments.").is_visible()
