@@ -7,7 +7,7 @@ stood in the way, as the error a person reads (``REFUSALS``).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import BillingError, Conflict, InvalidInput, NotAllowed
 from ..money import format_money
@@ -77,6 +77,14 @@ def failing_condition(ctx: RequestContext, event: str, **kwargs: Any) -> str | N
             return None
         first_failure = first_failure or failing
     return first_failure
+
+
+def bound_conditions(ctx: RequestContext, event: str) -> tuple[tuple[Callable[..., bool], ...], ...]:
+    """The conditions of each transition ``event`` may take from the context's state, bound to ``ctx``:
+    the event is taken when every condition of one of them holds (as :func:`accepts` checks). For
+    asking one question of many payments on one context whose ``payment`` changes."""
+    guards = _guards(ctx.request.type, event, ctx.state) or ()
+    return tuple(tuple(getattr(ctx, name) for name in conditions) for conditions in guards)
 
 
 def accepts(ctx: RequestContext, event: str, **kwargs: Any) -> bool:
