@@ -123,6 +123,11 @@ def test_my_orders_pages_cost_the_same_statements_and_rows_whatever_the_history_
         assert many_rows == mid_rows, cost  # not one row more for 44 more payments per purchase
         # 29 more purchases, and the one lead's purchase has 1 payment and invoice, not a page of them
         assert many_rows - one_rows <= 29 * ROWS_PER_PURCHASE + 2 * (page - 1), cost
+    # The page shows the latest purchases only: rows for SELF_BILLING_PURCHASES_PAGE_SIZE of the 30, plus
+    # the one purchase that says an older page exists.
+    shown = app.config["SELF_BILLING_PURCHASES_PAGE_SIZE"]
+    assert shown < 30
+    assert cost["many"]["html"][1] - cost["one"]["html"][1] <= (shown - 1) * ROWS_PER_PURCHASE + 2 * (page - 1) + 1, cost
 
 
 #: What a customer's refund request that becomes a ticket may cost, the whole HTTP request included
