@@ -168,10 +168,12 @@ def test_the_same_html_with_other_xml_is_another_cached_file(shop_app):
 
 
 def test_xml_that_cannot_be_embedded_is_503_and_nothing_is_cached(shop_app, customer, monkeypatch, caplog):
-    def broken(_pdf: bytes, _xml: bytes) -> bytes:
+    def broken(_pdf_path: str, _xml: bytes, output_path: str) -> None:
+        with open(output_path, "wb") as half_written:  # a half-written output must not be kept either
+            half_written.write(b"%PDF-1.4 half")
         raise ValueError("The Factur-X XML file is not valid against the official XML Schema Definition")
 
-    monkeypatch.setattr(einvoice, "embed", broken)
+    monkeypatch.setattr(einvoice, "embed_file", broken)
     with caplog.at_level("ERROR", logger="plugin.invoices.cache"):
         response = customer.get(f"{PREFIX}/portal/payments/pay_1/invoice.pdf")
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "pdf_failed"

@@ -171,15 +171,16 @@ def _make(html: str, xml: bytes | None, path: str) -> None:
     render.render_pdf(html, path)
     if xml is None:
         return
-    with open(path, "rb") as fh:
-        plain = fh.read()
+    embedded = path + ".e-invoice"
     try:
-        embedded = einvoice.embed(plain, xml)
+        einvoice.embed_file(path, xml, embedded)
+        os.replace(embedded, path)
     except Exception:
         log.exception("Invoice PDF: the e-invoice XML could not be embedded (%s).", einvoice.EMBEDDER)
         raise render.RenderError(render.FAILED_MESSAGE, code="pdf_failed", retry_after=30) from None
-    with open(path, "wb") as fh:
-        fh.write(embedded)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(embedded)
 
 
 def pdf_for_html(html: str, xml: bytes | None = None) -> Path:
