@@ -53,11 +53,15 @@ class PaymentRow:
 
     def __init__(self, row: Any) -> None:
         (self.id, self.payment_id, self.purchase_id, self.amount_cents, self.currency, self.paid_at, self.status,
-         self.refunded_cents, self.period_start, self.period_end, self.invoice_id, self.invoice_number) = row[:12]
+         self.refunded_cents, self.period_start, self.period_end, self.invoice_id, self.invoice_number) = row[:_FIELDS]
 
     @property
     def remaining_cents(self) -> int:
         return self.amount_cents - self.refunded_cents
+
+
+#: A payment row's fields: a row may carry more after them (PostgreSQL's page has the purchase's count).
+_FIELDS = len(PaymentRow.__slots__)
 
 
 def page_size() -> int:

@@ -287,14 +287,15 @@ def _documents(payments: list[PaymentRow]) -> dict[int, dict[str, Any]]:
     return found
 
 
+def lead_purchases(lead_id: int) -> Any:
+    """The SELECT of a lead's purchases with their price points, newest first (My Orders' order)."""
+    return (select(Purchase).options(joinedload(Purchase.price_point)).where(Purchase.lead_id == lead_id)
+            .order_by(Purchase.purchased_at.desc(), Purchase.id.desc()))
+
+
 def purchases_for_lead(lead_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every purchase of a lead as contract P, newest first, as the customer's portal shows them."""
-    purchases = db.session.execute(
-        select(Purchase)
-        .options(joinedload(Purchase.price_point))
-        .where(Purchase.lead_id == lead_id)
-        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
-    ).scalars().all()
+    purchases = db.session.execute(lead_purchases(lead_id)).scalars().all()
     return present_purchases(list(purchases), now, for_customer=True)
 
 

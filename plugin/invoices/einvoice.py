@@ -306,6 +306,6 @@ def embed(pdf_bytes: bytes, xml_bytes: bytes) -> bytes:
 def embed_file(pdf_path: str, xml_bytes: bytes, output_path: str) -> None:
     """:func:`embed` from one PDF file into another (the cache's render). factur-x's in-memory form
     copies the PDF into a temporary file and reads it back through its wrapper, a few thousand small
-    reads: about 2 ms of a first render, spared here."""
+    reads: about 1 ms of a first render, spared here."""
     facturx.generate_from_file(pdf_path, xml_bytes, flavor=FLAVOR, level=LEVEL, check_xsd=True,
                                output_pdf_file=output_path)

@@ -16,12 +16,11 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
 
 from ..db import db
 from ..errors import InvalidInput
 from ..ledger.models import Purchase
-from ..presenters import present_purchases
+from ..presenters import lead_purchases, present_purchases
 
 #: The largest page a host may configure (a page of purchases is read and rendered whole).
 MAX_PAGE_SIZE = 100
@@ -70,14 +69,7 @@ def purchase_page(lead_id: int, number: int = 1) -> PurchasePage:
         raise InvalidInput(BAD_PAGE_MESSAGE, code="bad_page", fields={"page": "must be a whole number from 1 up"})
     size = page_size()
     first_index = (number - 1) * size
-    rows = list(db.session.execute(
-        select(Purchase)
-        .options(joinedload(Purchase.price_point))
-        .where(Purchase.lead_id == lead_id)
-        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
-        .offset(first_index)
-        .limit(size + 1)
-    ).scalars().all())
+    rows = list(db.session.execute(lead_purchases(lead_id).offset(first_index).limit(size + 1)).scalars().all())
     total = db.session.execute(
         select(func.count()).select_from(Purchase).where(Purchase.lead_id == lead_id)
     ).scalar_one()
