@@ -255,6 +255,16 @@ def test_without_javascript_the_card_form_explains_itself(browser, live_portal):
     context.close()
 
 
+def a_failed_load_of_older_payments_can_be_tried_again(page, sub, rows, more) -> None:
+    """A failed "Show more payments" says so, keeps the two rows shown, and the button can be clicked again."""
+    older = re.compile(r"/payments[?]after=")
+    page.route(older, lambda route: route.abort())
+    more.click()
+    sub.get_by_text("The older payments could not be loaded. Please try again.").wait_for()
+    assert rows.count() == 2 and more.is_enabled()
+    page.unroute(older)
+
+
 def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
     app = make_app()
     ledger = Ledger(app)
@@ -269,14 +279,7 @@ def test_show_more_payments_loads_older_payments_in_place(browser, make_app):
         assert rows.count() == 2  # the latest page is 5: three on the card, two here
         assert sub.get_by_role("link", name="Show more payments").count() == 0  # the script made it a button
         more = sub.get_by_role("button", name="Show more payments")
-
-        # A failed load says so, keeps the rows as they were, and can be tried again.
-        older = re.compile(r"/payments[?]after=")
-        page.route(older, lambda route: route.abort())
-        more.click()
-        sub.get_by_text("The older payments could not be loaded. Please try again.").wait_for()
-        assert rows.count() == 2 and more.is_enabled()
-        page.unroute(older)
+        a_failed_load_of_older_payments_can_be_tried_again(page, sub, rows, more)
 
         more.click()
         history.get_by_text("PAY-X3").wait_for()
@@ -346,14 +349,7 @@ def test_show_earlier_purchases_loads_older_purchases_in_place(browser, make_app
         rows = history.locator("tbody tr")
         assert rows.count() == 2 and sub.get_by_role("link", name="Show more payments").count() == 0
         more = sub.get_by_role("button", name="Show more payments")
-
-        # A failed load says so, keeps the rows as they were, and can be tried again.
-        older = re.compile(r"/payments[?]after=")
-        page.route(older, lambda route: route.abort())
-        more.click()
-        sub.get_by_text("The older payments could not be loaded. Please try again.").wait_for()
-        assert rows.count() == 2 and more.is_enabled()
-        page.unroute(older)
+        a_failed_load_of_older_payments_can_be_tried_again(page, sub, rows, more)
 
         more.click()
         history.get_by_text("PAY-X3").wait_for()
