@@ -188,6 +188,23 @@ def test_lead_lookup_lists_the_newest_matches_first_and_says_when_there_may_be_m
     assert "there may be more" not in few
 
 
+def test_the_order_and_ticket_pages_show_the_bill_to_address_and_the_card(desk, shop):
+    shop.subscription()
+    order = _text(desk.get(DESK + "/orders/ORD-1001"))
+    assert "Bill to Ann Lee 1 Main St Springfield, IL 62701" in order
+    assert "Payment method Visa ending in 4242, expires 12/2030" in order
+
+    shop.ledger.order("ORD-1002", email="eva@example.com", billing_address={
+        "name": "Eva Schmidt", "line1": "Hauptstr. 5", "city": "Berlin", "postal_code": "10115", "country": "DE",
+        "vat_id": "DE136695976"}, payment_method={"type": "paypal", "payer_email": "eva@paypal.example"})
+    german = _text(desk.get(DESK + "/orders/ORD-1002"))
+    assert "Bill to Eva Schmidt Hauptstr. 5 10115 Berlin" in german and "VAT ID DE136695976" in german
+    assert "Payment method PayPal (eva@paypal.example)" in german
+
+    ticket = _text(desk.get(f"{DESK}/tickets/{_ticket_id(shop.customer_cancels())}"))
+    assert "Bill to Ann Lee 1 Main St Springfield, IL 62701" in ticket and "Visa ending in 4242" in ticket
+
+
 def test_manual_cancel_and_refund_on_the_order_page(desk, shop):
     shop.subscription()
     shop.ledger.settings(cancellation={"mode": "disabled"}, refunds={"mode": "disabled"})
