@@ -8,6 +8,8 @@ covered by their own tests.
 """
 from __future__ import annotations
 
+import re
+
 import socket
 import threading
 import time
@@ -127,6 +129,9 @@ def test_server_down_keeps_emails_queued_until_it_comes_back(mail_app, shop, smt
     assert "Could not connect to the mail server" in row["last_error"]
     next_at = row["next_attempt_at"]
     assert next_at > start.isoformat().replace("+00:00", "Z")
+    # Times as every JSON answer writes them: UTC, whole seconds, a Z.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["created_at"]) and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", next_at), row
     with mail_app.app_context():
         assert queued_count() == 1
     assert client.get("/billing/healthz").get_json()["mail_queue"] == 1
@@ -139,6 +144,7 @@ def test_server_down_keeps_emails_queued_until_it_comes_back(mail_app, shop, smt
     assert smtp.handler.subjects() == ["Your refund of $49.00 for order ORD-1004"]
     [sent] = outbox(client, admin_headers, "sent")["emails"]
     assert sent["attempts"] == 2 and sent["last_error"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sent["sent_at"]), sent
     assert client.get("/billing/healthz").get_json()["mail_queue"] == 0
 
 

@@ -19,6 +19,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select
 
 from ..db import db, utcnow
+from ..timefmt import iso_utc
 from . import card_session
 from .models import OUTBOX_STATUSES, OutboxEmail
 
@@ -195,11 +196,8 @@ def queued_count() -> int:
 
 
 def email_to_dict(row: OutboxEmail) -> dict[str, Any]:
-    """An outbox row as the merchant API shows it."""
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
+    """An outbox row as the merchant API shows it (times as every JSON answer writes them: UTC, whole seconds)."""
+    iso = iso_utc
     return {
         "id": row.id,
         "kind": row.kind,
