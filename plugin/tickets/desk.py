@@ -33,8 +33,6 @@ from werkzeug.wrappers import Response
 from ..db import db
 from ..errors import BillingError
 from ..ledger.models import Lead, Purchase
-from ..portal.cards import card_label
-from ..portal.display import address as address_lines
 from ..presenters import purchase_to_dict
 from ..templating import TEMPLATE_FOLDER
 from ..validation import is_row_id, validate
@@ -88,9 +86,6 @@ def _desk_context() -> dict[str, Any]:
         "refund_question": refund_question,
         "agent_email": actions.current_agent(),
         "invoice_url": agent_invoice_url,
-        # A bill-to address's lines as its country writes them, and a card as the portal names it.
-        "address_lines": address_lines,
-        "card_label": card_label,
         "credit_note_url": agent_credit_note_url,
         "desk": request.blueprint,
     }
