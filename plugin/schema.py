@@ -34,6 +34,7 @@ from . import models
 from .db import Base, db
 from .invoices.issuing import issue_missing
 from .ledger.settings import create_settings_row
+from .tickets.queries import LEAD_SEARCH_TABLE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "sb_alembic_version"
@@ -55,12 +56,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-#: The SQLite-only full-text table of the lead search and its shadow tables (``sb_leads_search_data``...),
-#: made with their triggers by their migration (plugin.tickets.queries); not in the models.
-LEAD_SEARCH_TABLE = "sb_leads_search"
-
-
 def _modelled_table(name: str | None) -> bool:
+    # Not SQLite's full-text table of the lead search nor its shadow tables (``sb_leads_search_data``...),
+    # made with their triggers by their migration (plugin.tickets.queries): they are not in the models.
     return bool(name) and name.startswith("sb_") and name != VERSION_TABLE and not name.startswith(LEAD_SEARCH_TABLE)
 
 
