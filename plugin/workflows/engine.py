@@ -79,12 +79,18 @@ def failing_condition(ctx: RequestContext, event: str, **kwargs: Any) -> str | N
     return first_failure
 
 
-def bound_conditions(ctx: RequestContext, event: str) -> tuple[tuple[Callable[..., bool], ...], ...]:
-    """The conditions of each transition ``event`` may take from the context's state, bound to ``ctx``:
-    the event is taken when every condition of one of them holds (as :func:`accepts` checks). For
-    asking one question of many payments on one context whose ``payment`` changes."""
-    guards = _guards(ctx.request.type, event, ctx.state) or ()
-    return tuple(tuple(getattr(ctx, name) for name in conditions) for conditions in guards)
+def acceptor(ctx: RequestContext, event: str) -> Callable[..., bool]:
+    """:func:`accepts` for ``event`` on ``ctx``, its conditions looked up and bound once: for asking one
+    question many times on one context whose ``payment`` changes (My Orders asks it for every payment
+    shown). ``acceptor(ctx, event)(**kwargs)`` is ``accepts(ctx, event, **kwargs)`` for the context's
+    state at the time of the call to ``acceptor``."""
+    rows = tuple(tuple(getattr(ctx, name) for name in conditions)
+                 for conditions in _guards(ctx.request.type, event, ctx.state) or ())
+
+    def accepted(**kwargs: Any) -> bool:
+        return any(all(condition(**kwargs) for condition in row) for row in rows)
+
+    return accepted
 
 
 def accepts(ctx: RequestContext, event: str, **kwargs: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..errors import BillingError, Conflict, NotAllowed
 from .context import RequestContext
-from .engine import accepts, bound_conditions
+from .engine import acceptor, accepts
 from .machines import CUSTOMER, SYSTEM
 from .rules import address_changes_allowed, card_changes_allowed
 
@@ -103,13 +103,13 @@ def refund_check(purchase: Any, settings: Any, now: datetime) -> Callable[..., b
     shown), so the answers are exactly :func:`can_refund`'s.
     """
     ctx = RequestContext(_REFUND_PROBE, purchase, None, settings, now)  # type: ignore[arg-type]
-    conditions = bound_conditions(ctx, "submit")  # the machine's own, looked up once for every payment
+    submit_accepted = acceptor(ctx, "submit")  # the machine's own conditions, looked up once for every payment
 
     def check(payment: Any, *, request_open: bool) -> bool:
         if request_open:
             return False
         ctx.payment = payment
-        return any(all(condition(actor=CUSTOMER) for condition in row) for row in conditions)
+        return submit_accepted(actor=CUSTOMER)
 
     return check
 
