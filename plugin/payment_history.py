@@ -137,6 +137,15 @@ def latest_pages(purchase_ids: Iterable[int], size: int | None) -> tuple[dict[in
 _PURCHASES_PER_STATEMENT = 200
 
 
+def _latest_page_sql(purchase: str) -> str:
+    """The SELECT of one purchase's latest ``:size`` payments with their invoices, newest first, as My Orders
+    reads them; ``purchase`` is the SQL that names the purchase's id (a parameter, or a column outside)."""
+    columns = ", ".join(f"p.{column.key}" for column in _PAYMENT_COLUMNS)
+    return (f"SELECT {columns}, i.id AS invoice_id, i.number AS invoice_number "
+            f"FROM {Payment.__table__.name} AS p LEFT OUTER JOIN {Invoice.__table__.name} AS i ON i.payment_id = p.id "
+            f"WHERE p.purchase_id = {purchase} ORDER BY p.paid_at DESC, p.id DESC LIMIT :size")
+
+
 @lru_cache(maxsize=64)
 def _pages_statement(purchases: int) -> Any:
     """``purchases`` latest-page SELECTs joined by UNION ALL (parameters p0..pN and size), typed as payments.
@@ -144,12 +153,7 @@ def _pages_statement(purchases: int) -> Any:
     Plain SQL, made once per count: the same statement built with SQLAlchemy's ``union_all`` costs
     more to compile and key for the cache than to run.
     """
-    payments, invoices = Payment.__table__.name, Invoice.__table__.name
-    columns = ", ".join(f"p.{column.key}" for column in _PAYMENT_COLUMNS)
-    member = (f"SELECT * FROM (SELECT {columns}, i.id AS invoice_id, i.number AS invoice_number "
-              f"FROM {payments} AS p LEFT OUTER JOIN {invoices} AS i ON i.payment_id = p.id "
-              f"WHERE p.purchase_id = :p{{n}} ORDER BY p.paid_at DESC, p.id DESC LIMIT :size) AS page_{{n}}")
-    sql = " UNION ALL ".join(member.format(n=n) for n in range(purchases))
+    sql = " UNION ALL ".join(f"SELECT * FROM ({_latest_page_sql(f':p{n}')}) AS page_{n}" for n in range(purchases))
     return text(sql).columns(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS)
 
 
@@ -162,13 +166,10 @@ def _lateral_statement() -> Any:
     purchases: psycopg's prepared statements do not outlive the rollback that ends a read-only
     request), this one plan is about 0.1 ms.
     """
-    payments, invoices = Payment.__table__.name, Invoice.__table__.name
-    columns = ", ".join(f"p.{column.key}" for column in _PAYMENT_COLUMNS)
     sql = (f"SELECT page.*, counted.total FROM unnest(CAST(:ids AS integer[])) AS purchase(id) "
-           f"CROSS JOIN LATERAL (SELECT count(*) AS total FROM {payments} WHERE purchase_id = purchase.id) AS counted "
-           f"CROSS JOIN LATERAL (SELECT {columns}, i.id AS invoice_id, i.number AS invoice_number "
-           f"FROM {payments} AS p LEFT OUTER JOIN {invoices} AS i ON i.payment_id = p.id "
-           f"WHERE p.purchase_id = purchase.id ORDER BY p.paid_at DESC, p.id DESC LIMIT :size) AS page")
+           f"CROSS JOIN LATERAL (SELECT count(*) AS total FROM {Payment.__table__.name} "
+           f"WHERE purchase_id = purchase.id) AS counted "
+           f"CROSS JOIN LATERAL ({_latest_page_sql('purchase.id')}) AS page")
     return text(sql).columns(*_PAYMENT_COLUMNS, *_INVOICE_COLUMNS, column("total", Integer))
 
 
